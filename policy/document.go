@@ -4,6 +4,8 @@
 package policy
 
 import (
+	"strings"
+
 	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
@@ -26,6 +28,37 @@ type Document struct {
 	// Exactly one of these is set, according to Kind.
 	RequestAuthentication *securityv1beta1.RequestAuthentication
 	AuthorizationPolicy   *securityv1beta1.AuthorizationPolicy
+
+	// DryRun is set by the annotation istio.io/dry-run: "true" on an
+	// AuthorizationPolicy: the policy is evaluated and logged, never
+	// enforced.
+	DryRun bool
+
+	// Warnings are what Istio's validation warns about in the document:
+	// valid, but probably not what was meant.
+	Warnings []Issue
+
+	// lines maps field paths ("spec.rules[0].from") to the lines they
+	// were written on.
+	lines map[string]int
+}
+
+// FieldLine returns the line a field was written on, given its path as
+// issues print it (e.g. "spec.rules[0].from[0].source.principals[1]").
+// For a path that was not written it returns the line of the closest
+// enclosing field that was, and at least the document's line.
+func (d *Document) FieldLine(path string) int {
+	for path != "" {
+		if l, ok := d.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return d.Line
 }
 
 // ID returns "namespace/name", the form decisions name policies in.

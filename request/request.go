@@ -18,7 +18,10 @@ type Attributes struct {
 	// Host is the authority (":authority" or Host header) as received,
 	// including a port when the client sent one.
 	Host string
-	// Path is the request path as received, without the query string.
+	// Path is the normalized request path, without the query string: what
+	// NormalizePath returns for the request target. Front ends call
+	// NormalizePath, reject the request when it fails, and forward exactly
+	// this path upstream, so that the path authorized is the path served.
 	Path string
 	// Query is the raw query string, without the leading '?'.
 	Query string
@@ -49,4 +52,12 @@ type Attributes struct {
 	// SourceNamespace is the namespace part of SourcePrincipal
 	// (source.namespace), empty when unknown.
 	SourceNamespace string
+
+	// RequestID is the id that ties the response to its audit record
+	// (RequestID gives it; front ends echo it in RequestIDHeader).
+	RequestID string
+	// Frontend names the front end that received the request ("proxy",
+	// "extauthz-grpc", "extauthz-http", "nginx", "forward-auth", or
+	// "test" for offline commands), for audit records and metrics.
+	Frontend string
 }

@@ -77,6 +77,9 @@ func newRootCmd() *cobra.Command {
 	})
 	root.AddCommand(
 		newVerifyCmd(),
+		newTestCmd(),
+		newCheckCmd(),
+		newExplainCmd(),
 	)
 	return root
 }
