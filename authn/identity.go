@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/idgate/idgate/request"
 	"github.com/idgate/idgate/token"
 )
@@ -96,7 +98,7 @@ func claimHeaderValue(claims map[string]any, path string) (string, bool) {
 			return "", false
 		}
 	}
-	if s == "" || !validHeaderValue(s) {
+	if s == "" || !httpguts.ValidHeaderFieldValue(s) {
 		return "", false
 	}
 	return s, true
@@ -111,8 +113,6 @@ func scalar(v any) (string, bool) {
 		return strconv.FormatBool(x), true
 	case json.Number:
 		return formatNumber(string(x))
-	case float64:
-		return formatFloat(x), true
 	}
 	return "", false
 }
@@ -137,15 +137,4 @@ func formatFloat(f float64) string {
 		return strconv.FormatUint(uint64(f), 10)
 	}
 	return strconv.FormatFloat(f, 'f', 6, 64)
-}
-
-// validHeaderValue reports whether s can be sent as a header field value
-// (RFC 9110 §5.5): no control characters other than horizontal tab.
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

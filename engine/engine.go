@@ -15,6 +15,7 @@ import (
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
+	"github.com/idgate/idgate/audit"
 	"github.com/idgate/idgate/authn"
 	"github.com/idgate/idgate/policy"
 	"github.com/idgate/idgate/request"
@@ -42,6 +43,17 @@ type Options struct {
 	Skew time.Duration
 	// AllowedTenants restricts Entra multi-tenant issuers.
 	AllowedTenants []string
+
+	// DryRun is idgate's global dry-run mode (--dry-run): every request
+	// is decided and recorded as usual, and no decision is enforced
+	// (Decision.DryRun is set; see Decision.Blocks).
+	DryRun bool
+	// Audit receives one record for every Decide and Explain call; nil
+	// means no records. Offline commands (test, explain) leave it nil.
+	Audit audit.Sink
+	// Observer is told about every decision and policy reload (for
+	// metrics); nil means none.
+	Observer Observer
 }
 
 // An Engine decides requests against one set of policies. It is safe for
@@ -73,7 +85,16 @@ func New(docs []*policy.Document, opts Options) (*Engine, error) {
 
 // Reload compiles docs and, if they compile, makes them the policies
 // every later decision uses. On error the previous policies stay in force.
+// Options.Observer is told the outcome (New's first load included).
 func (e *Engine) Reload(docs []*policy.Document) error {
+	err := e.reload(docs)
+	if e.opts.Observer != nil {
+		e.opts.Observer.Reloaded(err)
+	}
+	return err
+}
+
+func (e *Engine) reload(docs []*policy.Document) error {
 	an, err := authn.Compile(docs, authn.Options{
 		Keys:           e.opts.Keys,
 		Now:            e.opts.Now,
@@ -127,18 +148,28 @@ type Decision struct {
 	// Trace is the policy-by-policy account of authorization, set only
 	// by Explain.
 	Trace *policy.Trace
+	// DryRun is set when the engine runs in dry-run mode
+	// (Options.DryRun): the decision above is what the policies decided,
+	// and it is recorded, but not enforced; the request goes through
+	// whatever it says. Front ends refuse a request only when Blocks
+	// reports true.
+	DryRun bool
 }
 
 // Decide authenticates and authorizes a request. a.Path must be the
 // normalized path (request.NormalizePath).
+//
+// Every call is recorded (Options.Audit) and observed (Options.Observer)
+// exactly once.
 func (e *Engine) Decide(ctx context.Context, a *request.Attributes) Decision {
-	return e.decide(ctx, a, nil)
+	return e.observed(ctx, a, nil)
 }
 
 // Explain decides like Decide and also records, in Decision.Trace, how
-// every policy and rule matched or failed.
+// every policy and rule matched or failed. It is recorded and observed
+// like Decide.
 func (e *Engine) Explain(ctx context.Context, a *request.Attributes) Decision {
-	return e.decide(ctx, a, &policy.Trace{})
+	return e.observed(ctx, a, &policy.Trace{})
 }
 
 func (e *Engine) decide(ctx context.Context, a *request.Attributes, tr *policy.Trace) Decision {

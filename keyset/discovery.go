@@ -10,19 +10,14 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/idgate/idgate/token"
 )
 
-// TenantTemplate is the placeholder Microsoft Entra ID puts in the issuer
-// of its tenant-independent discovery documents
-// ("https://login.microsoftonline.com/{tenantid}/v2.0"). An issuer that
-// contains it accepts tokens from any tenant; the token's "tid" claim takes
-// its place.
-const TenantTemplate = "{tenantid}"
-
 // templateTenant is the tenant-independent path segment whose discovery
-// document publishes the TenantTemplate issuer. Entra's "common" and
-// "organizations" documents both do; "organizations" is the narrower one
-// (work and school accounts).
+// document publishes the issuer with [token.TenantPlaceholder]. Entra's
+// "common" and "organizations" documents both do; "organizations" is the
+// narrower one (work and school accounts).
 const templateTenant = "organizations"
 
 // wellKnown is appended to an issuer to find its discovery document
@@ -37,7 +32,8 @@ const maxBody = 1 << 20
 // document (OpenID Connect Discovery 1.0 §3).
 type Discovery struct {
 	// Issuer is the document's "issuer", exactly as published; Entra's
-	// tenant-independent documents publish one containing TenantTemplate.
+	// tenant-independent documents publish one containing
+	// [token.TenantPlaceholder].
 	Issuer string
 	// JWKSURI is the document's "jwks_uri": an absolute https URL, or
 	// http on a loopback host.
@@ -120,9 +116,10 @@ func ParseDiscovery(data []byte) (Discovery, error) {
 // DiscoveryURL returns the URL of issuer's discovery document: issuer
 // without a trailing "/" followed by "/.well-known/openid-configuration".
 //
-// An Entra multi-tenant issuer, one whose path has TenantTemplate as a
-// whole segment, is looked up at the tenant-independent "organizations"
-// document of the same host, which publishes that template as its issuer:
+// An Entra multi-tenant issuer, one whose path has [token.TenantPlaceholder]
+// ("{tenantid}") as a whole segment, is looked up at the tenant-independent
+// "organizations" document of the same host, which publishes that template
+// as its issuer:
 //
 //	https://login.microsoftonline.com/{tenantid}/v2.0
 //	→ https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration
@@ -132,12 +129,12 @@ func ParseDiscovery(data []byte) (Discovery, error) {
 // without query, fragment or credentials, and may hold the template at
 // most once and no other brace.
 func DiscoveryURL(issuer string) (string, error) {
-	n := strings.Count(issuer, TenantTemplate)
-	rest := strings.Replace(issuer, TenantTemplate, "", 1)
+	n := strings.Count(issuer, token.TenantPlaceholder)
+	rest := strings.Replace(issuer, token.TenantPlaceholder, "", 1)
 	if n > 1 || strings.ContainsAny(rest, "{}") {
-		return "", fmt.Errorf("issuer %q: braces are only allowed as one %s path segment", issuer, TenantTemplate)
+		return "", fmt.Errorf("issuer %q: braces are only allowed as one %s path segment", issuer, token.TenantPlaceholder)
 	}
-	resolved := strings.Replace(issuer, TenantTemplate, templateTenant, 1)
+	resolved := strings.Replace(issuer, token.TenantPlaceholder, templateTenant, 1)
 	if err := checkURL(resolved); err != nil {
 		return "", fmt.Errorf("issuer %q: %w", issuer, err)
 	}
@@ -146,15 +143,15 @@ func DiscoveryURL(issuer string) (string, error) {
 		return "", fmt.Errorf("issuer %q: an issuer has no query or fragment", issuer)
 	}
 	if n == 1 && !templateIsSegment(issuer) {
-		return "", fmt.Errorf("issuer %q: %s must be a whole path segment", issuer, TenantTemplate)
+		return "", fmt.Errorf("issuer %q: %s must be a whole path segment", issuer, token.TenantPlaceholder)
 	}
 	return strings.TrimSuffix(resolved, "/") + wellKnown, nil
 }
 
-// templateIsSegment reports whether issuer's TenantTemplate is a whole
+// templateIsSegment reports whether issuer's tenant placeholder is a whole
 // segment of its path (not part of a segment, not in the host).
 func templateIsSegment(issuer string) bool {
-	prefix, suffix, _ := strings.Cut(issuer, TenantTemplate)
+	prefix, suffix, _ := strings.Cut(issuer, token.TenantPlaceholder)
 	if !strings.HasSuffix(prefix, "/") || (suffix != "" && !strings.HasPrefix(suffix, "/")) {
 		return false
 	}
@@ -164,14 +161,14 @@ func templateIsSegment(issuer string) bool {
 
 // checkIssuer reports whether a discovery document's published issuer
 // fits the configured one: they must be equal, character for character.
-// Entra's tenant-independent documents publish the TenantTemplate form,
-// which therefore only fits an issuer configured in that form.
+// Entra's tenant-independent documents publish the template form (with
+// token.TenantPlaceholder), which only fits an issuer configured so.
 func checkIssuer(configured, published, docURL string) error {
 	if configured == published {
 		return nil
 	}
 	err := fmt.Errorf("keyset: %s publishes issuer %q, not the configured %q", docURL, published, configured)
-	if strings.Contains(published, TenantTemplate) {
+	if strings.Contains(published, token.TenantPlaceholder) {
 		err = fmt.Errorf("%w; configure issuer %q to accept tokens of any tenant, or a tenant's own issuer", err, published)
 	}
 	return err

@@ -15,57 +15,63 @@ import (
 // maxRedirects bounds the redirects the default client follows.
 const maxRedirects = 5
 
+// loaded is what one read of a source produced.
+type loaded struct {
+	keys []token.Key
+	// skipped are the JWK Set members token.ParseJWKSReport left out.
+	skipped []token.SkippedKey
+	// jwksURI is where the JWK Set came from; "" for a file.
+	jwksURI string
+}
+
 // load reads the keys of a fetched source (file, JWKS URI or discovery)
-// once, and returns them with the JWKS URL they came from ("" for a file).
-func (s *Set) load(ctx context.Context) ([]token.Key, string, error) {
+// once.
+func (s *Set) load(ctx context.Context) (loaded, error) {
 	switch {
 	case s.cfg.File != "":
 		data, err := readFile(s.cfg.File)
 		if err != nil {
-			return nil, "", err
+			return loaded{}, err
 		}
-		keys, err := parseKeys(s.cfg.File, data)
-		return keys, "", err
+		return parseKeys(s.cfg.File, data)
 	case s.cfg.JWKSURI != "":
-		keys, err := s.loadJWKS(ctx, s.cfg.JWKSURI)
-		return keys, s.cfg.JWKSURI, err
+		return s.loadJWKS(ctx, s.cfg.JWKSURI)
 	default:
 		data, err := s.get(ctx, s.discoveryURL)
 		if err != nil {
-			return nil, "", err
+			return loaded{}, err
 		}
 		d, err := ParseDiscovery(data)
 		if err != nil {
-			return nil, "", fmt.Errorf("keyset: %s: %w", s.discoveryURL, err)
+			return loaded{}, fmt.Errorf("keyset: %s: %w", s.discoveryURL, err)
 		}
 		if err := checkIssuer(s.cfg.Issuer, d.Issuer, s.discoveryURL); err != nil {
-			return nil, "", err
+			return loaded{}, err
 		}
-		keys, err := s.loadJWKS(ctx, d.JWKSURI)
-		return keys, d.JWKSURI, err
+		return s.loadJWKS(ctx, d.JWKSURI)
 	}
 }
 
 // loadJWKS fetches and parses the JWK Set at rawURL.
-func (s *Set) loadJWKS(ctx context.Context, rawURL string) ([]token.Key, error) {
+func (s *Set) loadJWKS(ctx context.Context, rawURL string) (loaded, error) {
 	data, err := s.get(ctx, rawURL)
 	if err != nil {
-		return nil, err
+		return loaded{}, err
 	}
-	return parseKeys(rawURL, data)
+	l, err := parseKeys(rawURL, data)
+	l.jwksURI = rawURL
+	return l, err
 }
 
-// parseKeys parses a JWK Set read from where and insists on at least one
-// key: an empty set never replaces keys that work.
-func parseKeys(where string, data []byte) ([]token.Key, error) {
-	keys, err := token.ParseJWKS(data)
+// parseKeys parses a JWK Set read from where. A set without a key that can
+// verify signatures is an error (token.ParseJWKSReport), so it never
+// replaces keys that work.
+func parseKeys(where string, data []byte) (loaded, error) {
+	keys, skipped, err := token.ParseJWKSReport(data)
 	if err != nil {
-		return nil, fmt.Errorf("keyset: %s: %w", where, err)
+		return loaded{}, fmt.Errorf("keyset: %s: %w", where, err)
 	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("keyset: %s: JWK Set has no usable keys", where)
-	}
-	return keys, nil
+	return loaded{keys: keys, skipped: skipped}, nil
 }
 
 // get fetches rawURL and returns its body, which must come with status 200

@@ -36,7 +36,8 @@ const (
 // older than MaxStale because every fetch since has failed.
 var ErrStale = errors.New("keyset: keys are stale")
 
-// ErrClosed is returned when a Set that was closed has no keys to serve.
+// ErrClosed is returned by a closed Set that has no keys to serve, and by
+// a closed Registry's Get.
 var ErrClosed = errors.New("keyset: closed")
 
 // Config says where one key set comes from and how it is kept fresh.
@@ -57,7 +58,8 @@ type Config struct {
 	// Issuer, with Discovery, finds the JWKS URI through the issuer's
 	// discovery document (see DiscoveryURL), whose "issuer" must equal
 	// Issuer exactly. An Entra multi-tenant issuer containing
-	// TenantTemplate is looked up at the tenant-independent document.
+	// [token.TenantPlaceholder] is looked up at the tenant-independent
+	// document.
 	Issuer    string
 	Discovery bool
 
@@ -77,9 +79,9 @@ type Config struct {
 	// FetchTimeout bounds one fetch, discovery document and JWK Set
 	// together (default 5s).
 	FetchTimeout time.Duration
-	// MaxStale is how long the last good keys keep being served while
-	// fetches fail (default 24h); it may not be shorter than
-	// RefreshInterval.
+	// MaxStale is how long after the last successful fetch its keys keep
+	// being served while fetches fail (default 24h); it may not be
+	// shorter than RefreshInterval.
 	MaxStale time.Duration
 	// Logger receives refresh failures and stale-serving notices; nil
 	// means slog.Default().
@@ -150,6 +152,7 @@ type Set struct {
 	mu          sync.Mutex
 	keys        []token.Key // last good keys; nil before the first
 	jwksURI     string
+	skipped     []token.SkippedKey // members of the last good set left out
 	inflight    *fetchCall
 	running     bool // the background refresher is running
 	closed      bool
@@ -177,37 +180,34 @@ func New(cfg Config) (*Set, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Set{
-		cfg:    cfg,
-		client: cfg.Client,
-		now:    cfg.now,
-		log:    cfg.Logger,
-		source: cfg.source(),
-	}
-	if s.client == nil {
-		s.client, s.ownClient = newClient(), true
-	}
+	s := &Set{cfg: cfg, source: cfg.source(), now: cfg.now, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	switch {
-	case len(cfg.JWKS) > 0:
-		keys, err := parseKeys("inline JWKS", cfg.JWKS)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if len(cfg.JWKS) > 0 {
+		l, err := parseKeys("inline JWKS", cfg.JWKS)
 		if err != nil {
 			return nil, err
 		}
-		s.static = keys
-	case cfg.Discovery:
+		s.static = l.keys
+		s.logSkipped(l.skipped)
+		return s, nil
+	}
+	if cfg.Discovery {
 		u, err := DiscoveryURL(cfg.Issuer)
 		if err != nil {
 			return nil, fmt.Errorf("keyset: %w", err)
 		}
 		s.discoveryURL = u
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.client = cfg.Client
+	if s.client == nil {
+		s.client, s.ownClient = newClient(), true
+	}
 	return s, nil
 }
 
@@ -504,7 +504,7 @@ func (s *Set) fetch(c *fetchCall) {
 	defer close(c.done)
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.FetchTimeout)
-	keys, jwksURI, err := s.load(ctx)
+	l, err := s.load(ctx)
 	cancel()
 	took := time.Since(began)
 
@@ -517,10 +517,11 @@ func (s *Set) fetch(c *fetchCall) {
 	}
 	now := s.now()
 	prev, prevErr, staleSince := s.keys, s.lastErr, s.staleSince
+	skippedChanged := err == nil && !slices.Equal(l.skipped, s.skipped)
 	s.fetches++
 	s.inflight = nil
 	if err == nil {
-		s.keys, s.jwksURI = keys, jwksURI
+		s.keys, s.jwksURI, s.skipped = l.keys, l.jwksURI, l.skipped
 		s.lastSuccess, s.lastErr, s.staleSince, s.failStreak = now, nil, time.Time{}, 0
 	} else {
 		s.failures++
@@ -552,20 +553,35 @@ func (s *Set) fetch(c *fetchCall) {
 		}
 		return
 	}
-	switch added, removed := kidDiff(prev, keys); {
+	if skippedChanged {
+		s.logSkipped(l.skipped)
+	}
+	switch added, removed := kidDiff(prev, l.keys); {
 	case prev == nil:
-		s.log.Info("keyset: keys fetched", "source", s.source, "jwks_uri", jwksURI, "kids", kids(keys))
+		s.log.Info("keyset: keys fetched", "source", s.source, "jwks_uri", l.jwksURI, "kids", kids(l.keys))
 	case prevErr != nil:
 		s.log.Info("keyset: keys fetched again after failures", "source", s.source,
 			"stale_for", now.Sub(staleSince).Round(time.Second), "added", added, "removed", removed)
 	case len(added) > 0 || len(removed) > 0:
 		s.log.Info("keyset: keys changed", "source", s.source, "added", added, "removed", removed)
 	default:
-		s.log.Debug("keyset: keys refreshed", "source", s.source, "keys", len(keys))
+		s.log.Debug("keyset: keys refreshed", "source", s.source, "keys", len(l.keys))
 	}
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.Fetched(s.source, len(keys), took)
+		s.cfg.Observer.Fetched(s.source, len(l.keys), took)
 	}
+}
+
+// logSkipped logs the JWK Set members that were left out, if any.
+func (s *Set) logSkipped(skipped []token.SkippedKey) {
+	if len(skipped) == 0 {
+		return
+	}
+	why := make([]string, len(skipped))
+	for i, k := range skipped {
+		why[i] = k.String()
+	}
+	s.log.Warn("keyset: JWK Set members left out", "source", s.source, "skipped", why)
 }
 
 // kids returns the key IDs of keys, for logs.

@@ -97,7 +97,7 @@ func BenchmarkEvaluate(b *testing.B) {
 				set.Evaluate(a, id, nil)
 			}
 		})
-		b.Run(c.name+"/trace", func(b *testing.B) {
+		b.Run(c.name+"-trace", func(b *testing.B) {
 			b.ReportAllocs()
 			var tr Trace
 			for b.Loop() {

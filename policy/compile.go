@@ -133,7 +133,8 @@ type check struct {
 // (RequestAuthentication documents are skipped) into a Set. Everything
 // that can be done before a request arrives is done here: patterns are
 // classified, hosts lower-cased, CIDRs parsed, header names canonicalized,
-// claim paths split, path templates parsed.
+// claim paths split, path templates parsed. A document whose DryRun is set
+// (annotation istio.io/dry-run: "true") is compiled as a dry-run policy.
 //
 // Compile fails, with a *LoadError naming file, line and field of every
 // problem, on what cannot be evaluated: an unknown or unsupported

@@ -92,12 +92,12 @@ func (d *decoder) mark(path string, line int) {
 // be megabytes long, repeated through aliases.
 func clip(s string) string { return clipTo(s, 100) }
 
-// clipTo shortens s to at most max bytes and "...", at a rune boundary.
-func clipTo(s string, max int) string {
-	if len(s) <= max {
+// clipTo shortens s to at most limit bytes and "...", at a rune boundary.
+func clipTo(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	i := max
+	i := limit
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
@@ -111,9 +111,10 @@ func bounded(is Issue) Issue {
 	return is
 }
 
-// resolve follows aliases. aliasCheck has already refused cycles.
+// resolve follows aliases. yaml.v3 never anchors an alias, so one hop is
+// all there is; the bound only keeps a malformed tree from looping.
 func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
+	for i := 0; i < 8 && n.Kind == yaml.AliasNode && n.Alias != nil; i++ {
 		n = n.Alias
 	}
 	return n
@@ -149,10 +150,10 @@ func describe(n *yaml.Node) string {
 	return "an unsupported YAML node"
 }
 
-// yaml11Bools are the plain scalars YAML 1.1 reads as booleans. Kubernetes
-// reads manifests as YAML 1.1, so `values: [yes]` is a boolean there and
-// rejected where a string is expected; idgate refuses it the same way
-// rather than accept a policy the cluster would not.
+// isYAML11Bool reports whether YAML 1.1 reads the plain scalar s as a
+// boolean. Kubernetes reads manifests as YAML 1.1, so `values: [yes]` is a
+// boolean there and rejected where a string is expected; idgate refuses it
+// the same way rather than accept a policy the cluster would not.
 func isYAML11Bool(s string) bool {
 	switch s {
 	case "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",

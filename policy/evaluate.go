@@ -163,7 +163,7 @@ func (e *evaluator) policy(p *compiled, pt *PolicyTrace) int {
 		r := &p.rules[i]
 		var rt *RuleTrace
 		if pt != nil {
-			pt.Rules = append(pt.Rules, RuleTrace{Rule: r.index})
+			pt.Rules = append(pt.Rules, RuleTrace{Rule: r.index, Checks: []Check{}})
 			rt = &pt.Rules[len(pt.Rules)-1]
 		}
 		if e.rule(r, rt) && match < 0 {

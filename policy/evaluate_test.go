@@ -41,9 +41,9 @@ type evalRequest struct {
 	Host            string         `yaml:"host"`   // default example.com
 	Path            string         `yaml:"path"`   // request target, default "/"; normalized
 	Scheme          string         `yaml:"scheme"`
-	Headers         map[string]any `yaml:"headers"` // string or list of strings
-	SourceIP        string         `yaml:"sourceIP"`
-	RemoteIP        string         `yaml:"remoteIP"`
+	Headers         map[string]any `yaml:"headers"`  // string or list of strings
+	SourceIP        string         `yaml:"sourceIP"` // default 127.0.0.1; "none": unknown
+	RemoteIP        string         `yaml:"remoteIP"` // default SourceIP; "none": unknown
 	DestinationIP   string         `yaml:"destinationIP"`
 	Port            int            `yaml:"port"`
 	SNI             string         `yaml:"sni"`
@@ -198,7 +198,7 @@ func (r evalRequest) attributes(t *testing.T) *request.Attributes {
 		}
 	}
 	addr := func(s string) netip.Addr {
-		if s == "" {
+		if s == "" || s == "none" {
 			return netip.Addr{}
 		}
 		ip, err := netip.ParseAddr(s)

@@ -89,8 +89,9 @@ func (e *LoadError) Error() string {
 // files, in lexical order, skipping hidden files and directories (names
 // starting with "."; this also skips the "..data" copies a Kubernetes
 // ConfigMap volume holds) and not following symbolic links to directories.
-// A file named explicitly is read whatever its extension. Every problem in
-// every file is reported in one *LoadError.
+// A file named explicitly is read whatever its extension, and a directory
+// named explicitly is searched even through a symbolic link. Every problem
+// in every file is reported in one *LoadError.
 func Load(paths ...string) ([]*Document, error) {
 	files, err := Files(paths...)
 	var issues []Issue
@@ -151,12 +152,18 @@ func Files(paths ...string) ([]string, error) {
 			add(p)
 			continue
 		}
+		root := p
+		if li, err := os.Lstat(p); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+			// A directory named through a symlink is searched; WalkDir
+			// follows the root only when it ends in a separator.
+			root = p + string(filepath.Separator)
+		}
 		found := 0
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if path != p && strings.HasPrefix(d.Name(), ".") {
+			if path != root && strings.HasPrefix(d.Name(), ".") {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
@@ -385,15 +392,16 @@ func (p *parser) document(n *yaml.Node, index int) *Document {
 
 	var metadata, spec *yaml.Node
 	var kindLine, apiLine int
+	var kindOK, apiOK bool
 	d.mapping(rn, "", func(key string, line int, v *yaml.Node) {
 		d.mark(key, line)
 		switch key {
 		case "apiVersion":
 			apiLine = line
-			doc.APIVersion, _ = d.str(v, key)
+			doc.APIVersion, apiOK = d.str(v, key)
 		case "kind":
 			kindLine = line
-			doc.Kind, _ = d.str(v, key)
+			doc.Kind, kindOK = d.str(v, key)
 		case "metadata":
 			metadata = v
 		case "spec":
@@ -412,8 +420,11 @@ func (p *parser) document(n *yaml.Node, index int) *Document {
 	switch doc.APIVersion {
 	case APIVersionV1, APIVersionV1beta1:
 	case "":
-		if apiLine == 0 {
+		switch {
+		case apiLine == 0:
 			d.errorf(rn.Line, "apiVersion", "is required (document %d): %s or %s", index, APIVersionV1, APIVersionV1beta1)
+		case apiOK:
+			d.errorf(apiLine, "apiVersion", "must not be empty (document %d): %s or %s", index, APIVersionV1, APIVersionV1beta1)
 		}
 	default:
 		d.errorf(apiLine, "apiVersion", "unsupported apiVersion %q (document %d): want %s or %s", clip(doc.APIVersion), index, APIVersionV1, APIVersionV1beta1)
@@ -427,8 +438,11 @@ func (p *parser) document(n *yaml.Node, index int) *Document {
 	case "PeerAuthentication":
 		d.errorf(kindLine, "kind", "PeerAuthentication is not supported (document %d): idgate enforces RequestAuthentication and AuthorizationPolicy; mutual TLS between workloads is the mesh's job", index)
 	case "":
-		if kindLine == 0 {
+		switch {
+		case kindLine == 0:
 			d.errorf(rn.Line, "kind", "is required (document %d): %s or %s", index, KindRequestAuthentication, KindAuthorizationPolicy)
+		case kindOK:
+			d.errorf(kindLine, "kind", "must not be empty (document %d): %s or %s", index, KindRequestAuthentication, KindAuthorizationPolicy)
 		}
 	default:
 		msg := fmt.Sprintf("unsupported kind %q (document %d): want %s or %s", clip(doc.Kind), index, KindRequestAuthentication, KindAuthorizationPolicy)

@@ -194,6 +194,17 @@ func TestLoadSymlinks(t *testing.T) {
 	if len(docs) != 1 || docs[0].Name != "mounted" || docs[0].File != filepath.Join(dir, "policy.yaml") {
 		t.Errorf("got %s", names(docs))
 	}
+
+	// A directory named through a symlink is searched.
+	link := filepath.Join(t.TempDir(), "policies")
+	symlink(t, dir, link)
+	docs, err = Load(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 1 || docs[0].Name != "mounted" || docs[0].File != filepath.Join(link, "policy.yaml") {
+		t.Errorf("through a symlink: got %s", names(docs))
+	}
 }
 
 func TestLoadFileProblems(t *testing.T) {
@@ -244,6 +255,69 @@ func TestLoadDuplicatesAcrossFiles(t *testing.T) {
 	want := fmt.Sprintf("%s:4: metadata.name: duplicate AuthorizationPolicy foo/same (first defined at %s:3)", b, a)
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+// TestSchemaLimits checks the list and length limits of Istio's CRD
+// schema: the limit itself loads, one more is refused.
+func TestSchemaLimits(t *testing.T) {
+	list := func(n int, item string) string {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = item
+			if strings.Contains(item, "%d") {
+				items[i] = fmt.Sprintf(item, i)
+			}
+		}
+		return "[" + strings.Join(items, ", ") + "]"
+	}
+	const ap = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x}\nspec:\n  "
+	const ra = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: x}\nspec:\n  "
+	for _, c := range []struct {
+		name  string
+		doc   func(n int) string
+		limit int
+		msg   string
+	}{
+		{"rules", func(n int) string { return ap + "rules: " + list(n, "{}") }, 512,
+			"spec.rules: at most 512 rules"},
+		{"from", func(n int) string {
+			return ap + "rules: [{from: " + list(n, "{source: {principals: [p%d]}}") + "}]"
+		}, 512, "spec.rules[0].from: at most 512 entries"},
+		{"targetRefs", func(n int) string { return ap + "targetRefs: " + list(n, "{kind: Service, name: s%d}") }, 16,
+			"spec.targetRefs: at most 16 targetRefs"},
+		{"serviceAccounts", func(n int) string {
+			return ap + "rules: [{from: [{source: {serviceAccounts: " + list(n, "sa%d") + "}}]}]"
+		}, 16, "spec.rules[0].from[0].source.serviceAccounts: at most 16 service accounts"},
+		{"serviceAccount length", func(n int) string {
+			return ap + "rules: [{from: [{source: {serviceAccounts: [" + strings.Repeat("a", n) + "]}}]}]"
+		}, 320, "spec.rules[0].from[0].source.serviceAccounts[0]: longer than 320 characters"},
+		{"jwtRules", func(n int) string { return ra + "jwtRules: " + list(n, "{issuer: 'https://i%d'}") }, 4096,
+			"spec.jwtRules: at most 4096 rules"},
+		{"spaceDelimitedClaims", func(n int) string {
+			return ra + "jwtRules: [{issuer: https://i, spaceDelimitedClaims: " + list(n, "c%d") + "}]"
+		}, 64, "spec.jwtRules[0].spaceDelimitedClaims: at most 64 claims"},
+		{"jwksUri length", func(n int) string {
+			return ra + "jwtRules: [{jwksUri: 'https://i/" + strings.Repeat("k", n-len("https://i/")) + "'}]"
+		}, 2048, "spec.jwtRules[0].jwksUri: longer than 2048 characters"},
+		{"matchLabels", func(n int) string {
+			return ap + "selector: {matchLabels: {" + strings.Trim(list(n, "k%d: v"), "[]") + "}}"
+		}, 4096,
+			"spec.selector.matchLabels: at most 4096 labels"},
+		{"label value length", func(n int) string {
+			return ap + "selector: {matchLabels: {app: " + strings.Repeat("v", n) + "}}"
+		}, 63, "spec.selector.matchLabels[app]: label value longer than 63 characters"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Parse("limits.yaml", []byte(c.doc(c.limit))); err != nil {
+				t.Errorf("%d: %.500v", c.limit, err)
+			}
+			_, err := Parse("limits.yaml", []byte(c.doc(c.limit+1)))
+			var le *LoadError
+			if !errors.As(err, &le) || len(le.Issues) != 1 || !strings.HasSuffix(le.Issues[0].String(), c.msg) {
+				t.Errorf("%d: got %.500v\nwant ... %s", c.limit+1, err, c.msg)
+			}
+		})
 	}
 }
 

@@ -326,7 +326,14 @@ func (v *validator) source(path string, src *securityv1beta1.Source, action secu
 // fields checks every value list of a Source or Operation.
 func (v *validator) fields(path string, m protoreflect.Message, action securityv1beta1.AuthorizationPolicy_Action, what, matchAll string) {
 	set := 0
-	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+	// In declaration order, not Range's undefined one: issues on one line
+	// must always come out the same.
+	fds := m.Descriptor().Fields()
+	for i := 0; i < fds.Len(); i++ {
+		fd := fds.Get(i)
+		if !m.Has(fd) {
+			continue
+		}
 		set++
 		name := string(fd.Name())
 		p := path + "." + fd.JSONName()
@@ -334,10 +341,9 @@ func (v *validator) fields(path string, m protoreflect.Message, action securityv
 			v.errorf(p, "is not supported with action CUSTOM, which runs before request authentication")
 		}
 		if fd.IsList() && fd.Kind() == protoreflect.StringKind {
-			v.values(p, fieldKind(name), val.List())
+			v.values(p, fieldKind(name), m.Get(fd).List())
 		}
-		return true
-	})
+	}
 	if set == 0 {
 		v.errorf(path, "must not be empty; leave out the %s to match %s", what, matchAll)
 	}

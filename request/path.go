@@ -114,25 +114,24 @@ const (
 	pathSpecial         // '.', '\\' and '%': handled by the loop
 )
 
-var pathClass = func() (t [256]byte) {
-	for c := 0; c < 256; c++ {
-		switch {
-		case c == 0:
-			t[c] = pathInvalid
-		case c < 0x20 || c >= 0x7f:
-			t[c] = pathEscape
-		case c >= '0' && c <= '9', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '-', c == '_', c == '~':
-			t[c] = pathUnescape
-		case c == '.', c == '\\', c == '%':
-			t[c] = pathSpecial
-		case strings.IndexByte(" \"#<>?^`{|}", byte(c)) >= 0:
-			t[c] = pathEscape
-		default:
-			t[c] = pathPass
-		}
+// pathClass returns the class of a byte in a path.
+func pathClass(c byte) byte {
+	switch {
+	case c == 0:
+		return pathInvalid
+	case c < 0x20 || c >= 0x7f:
+		return pathEscape
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '~':
+		return pathUnescape
 	}
-	return t
-}()
+	switch c {
+	case '.', '\\', '%':
+		return pathSpecial
+	case ' ', '"', '#', '<', '>', '?', '^', '`', '{', '|', '}':
+		return pathEscape
+	}
+	return pathPass
+}
 
 const upperHex = "0123456789ABCDEF"
 
@@ -180,7 +179,7 @@ func canonicalPath(s string) (string, bool) {
 	// Fast path: nothing to rewrite.
 	clean := true
 	for i := 0; i < len(s); i++ {
-		if pathClass[s[i]] != pathPass && pathClass[s[i]] != pathUnescape {
+		if pathClass(s[i]) != pathPass && pathClass(s[i]) != pathUnescape {
 			clean = false
 			break
 		}
@@ -194,7 +193,7 @@ func canonicalPath(s string) (string, bool) {
 	lastBadPercent := -1 // index in out of a '%' that began no valid escape
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch pathClass[c] {
+		switch pathClass(c) {
 		case pathPass, pathUnescape:
 			out = append(out, c)
 			continue
@@ -236,7 +235,7 @@ func canonicalPath(s string) (string, bool) {
 			continue
 		}
 		i += 2
-		if pathClass[v] == pathUnescape {
+		if pathClass(v) == pathUnescape {
 			out = append(out, v)
 			if lastBadPercent >= 0 && lastBadPercent >= len(out)-3 {
 				out = fixNestedEscape(s, i+1, lastBadPercent, out)
@@ -244,7 +243,7 @@ func canonicalPath(s string) (string, bool) {
 			continue
 		}
 		out = append(out, '%', s[i-1], s[i])
-		if pathClass[v] == pathInvalid {
+		if pathClass(v) == pathInvalid {
 			ok = false
 		}
 	}

@@ -74,6 +74,9 @@ func formatDate(sec int64) string {
 // human reads at a glance: "45s", "2h3m0s", "12 days".
 func formatSeconds(n int64) string {
 	const day = 24 * 60 * 60
+	if n < 0 { // only when a subtraction overflowed
+		return "more than 292 years"
+	}
 	if n >= 2*day {
 		return strconv.FormatInt(n/day, 10) + " days"
 	}

@@ -195,3 +195,12 @@ func TestDetailsAreOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyParsedRejectsZeroParsed(t *testing.T) {
+	v := testVerifier(t, publicKey("k1", testRSAKey()))
+	for _, p := range []*Parsed{nil, {}} {
+		if _, err := v.VerifyParsed(t.Context(), p); code(err) != Malformed {
+			t.Errorf("VerifyParsed(%v) = %v, want malformed", p, err)
+		}
+	}
+}

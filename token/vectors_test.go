@@ -185,7 +185,7 @@ func TestWycheproof(t *testing.T) {
 			if got != want {
 				t.Fatalf("tcId %d (%s): got %s (%v), want %s", vec.TcID, vec.Comment, got, err, want)
 			}
-			counts["valid"]++
+			counts["valid, "+want]++
 		})
 	}
 	t.Logf("wycheproof: %v", counts)

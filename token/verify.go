@@ -87,8 +87,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	return v.VerifyParsed(ctx, p)
 }
 
-// VerifyParsed verifies a token Parse has already decoded, as Verify does.
+// VerifyParsed verifies a token Parse returned, as Verify does, without
+// parsing it again.
 func (v *Verifier) VerifyParsed(ctx context.Context, p *Parsed) (*Token, error) {
+	if p == nil || p.alg == nil {
+		return nil, errorf(Malformed, "not a token that Parse returned")
+	}
 	err := v.checkSignature(ctx, p)
 	if err == nil {
 		err = v.checkClaims(p)

@@ -80,6 +80,7 @@ func newRootCmd() *cobra.Command {
 		newTestCmd(),
 		newCheckCmd(),
 		newExplainCmd(),
+		newServeCmd(),
 	)
 	return root
 }

@@ -113,28 +113,29 @@ func runVerify(ctx context.Context, o verifyOptions, arg string, stdin io.Reader
 	if err != nil {
 		return usageErrorf("verify: %v", err)
 	}
+	// Keys are read before the token is looked at, so that a key-source
+	// problem is reported as one whatever the token. Discovery needs the
+	// token's issuer first.
+	var set *keyset.Set
+	if !o.discovery {
+		if set, err = loadKeys(ctx, keyset.Config{File: o.jwksFile, JWKSURI: o.jwksURI}); err != nil {
+			return err
+		}
+		defer set.Close()
+	}
 	p, err := token.Parse(raw)
 	if err != nil {
 		return verifyResult(stdout, o.output, nil, err)
 	}
-
-	ks := keyset.Config{File: o.jwksFile, JWKSURI: o.jwksURI}
 	if o.discovery {
 		iss := p.Unverified.Issuer
 		if !v.AcceptsIssuer(iss, p.Unverified.TenantID) {
 			return usageErrorf("verify: the token's iss %q is not one of --issuer; its discovery document is not fetched", iss)
 		}
-		ks = keyset.Config{Issuer: iss, Discovery: true}
-	}
-	set, err := keyset.New(ks)
-	if err != nil {
-		return usageErrorf("verify: %v", err)
-	}
-	defer set.Close()
-	// Fetch now, so that a key-source problem is reported as one even for
-	// a token that would fail later checks.
-	if _, err := set.Keys(ctx); err != nil {
-		return usageErrorf("verify: %v", err)
+		if set, err = loadKeys(ctx, keyset.Config{Issuer: iss, Discovery: true}); err != nil {
+			return err
+		}
+		defer set.Close()
 	}
 	cfg.Keys = set
 	if v, err = token.NewVerifier(cfg); err != nil {
@@ -142,6 +143,19 @@ func runVerify(ctx context.Context, o verifyOptions, arg string, stdin io.Reader
 	}
 	tok, err := v.VerifyParsed(ctx, p)
 	return verifyResult(stdout, o.output, tok, err)
+}
+
+// loadKeys makes a key set and fetches its keys.
+func loadKeys(ctx context.Context, cfg keyset.Config) (*keyset.Set, error) {
+	set, err := keyset.New(cfg)
+	if err != nil {
+		return nil, usageErrorf("verify: %v", err)
+	}
+	if _, err := set.Keys(ctx); err != nil {
+		set.Close()
+		return nil, usageErrorf("verify: %v", err)
+	}
+	return set, nil
 }
 
 // verifyResult prints the outcome and returns the error that gives the

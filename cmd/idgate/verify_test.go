@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/idgate/idgate/mint"
@@ -24,9 +25,15 @@ type verifyFixture struct {
 	jwks string // path
 }
 
+// verifyKey is shared by the verify tests: RSA keys are slow to make.
+var verifyKey = sync.OnceValues(func() (*mint.Key, error) { return mint.NewKey("") })
+
 func newVerifyFixture(t *testing.T) *verifyFixture {
 	t.Helper()
-	key := newTestKey(t)
+	key, err := verifyKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	writeFile(t, path, string(key.JWKS()))
 	return &verifyFixture{key: key, jwks: path}
@@ -206,9 +213,11 @@ func TestVerifyUsageAndKeySourceProblems(t *testing.T) {
 		})
 	}
 	// A key-source problem is reported as one even for a bad token.
-	status, _, errOut := runCLI(t, "", "verify", "--jwks", notJSON, f.token(t, map[string]any{"exp": 1}, nil))
-	if status != 2 || !strings.Contains(errOut, "not a JSON object") {
-		t.Fatalf("status %d, stderr %q", status, errOut)
+	for _, bad := range []string{f.token(t, map[string]any{"exp": 1}, nil), "garbage"} {
+		status, _, errOut := runCLI(t, "", "verify", "--jwks", notJSON, bad)
+		if status != 2 || !strings.Contains(errOut, "not a JSON object") {
+			t.Fatalf("status %d, stderr %q", status, errOut)
+		}
 	}
 }
 

@@ -1,0 +1,317 @@
+// Package server assembles idgate serve: it loads the configuration and
+// policies, builds the engine with its key sets, audit sink and metrics,
+// opens every listener (reverse proxy, ext_authz gRPC, HTTP ext_authz and
+// forward-auth, admin), reloads policies when their files change, and
+// shuts down gracefully.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	securityv1beta1 "istio.io/api/security/v1beta1"
+
+	"github.com/idgate/idgate/config"
+	"github.com/idgate/idgate/engine"
+	"github.com/idgate/idgate/keyset"
+	"github.com/idgate/idgate/policy"
+	"github.com/idgate/idgate/token"
+)
+
+// StartError is a problem that stops start-up (exit status 2 in the
+// serve contract): it names the setting (flag) and, for policies, the
+// file, line and field.
+type StartError struct {
+	// Setting is the flag or config key at fault ("listen", "policies").
+	Setting string
+	Err     error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("--%s: %v", e.Setting, e.Err) }
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Options are what Run needs besides the configuration.
+type Options struct {
+	// Logger receives operational logs; nil means slog.Default().
+	Logger *slog.Logger
+	// PollInterval is how often policy files are checked for changes
+	// (default 1s).
+	PollInterval time.Duration
+	// Ready, when set, is called once every listener is open, with their
+	// addresses by setting name: tests and `idgate dev` learn ports this
+	// way.
+	Ready func(addrs map[string]net.Addr)
+}
+
+// Server is a running idgate serve.
+type Server struct {
+	cfg  config.Config
+	opts Options
+	log  *slog.Logger
+
+	keys   *keyset.Registry
+	engine *engine.Engine
+
+	listeners []*listener
+	// policyPrint is the fingerprint of the policy files in force.
+	policyPrint [sha256.Size]byte
+	// loaded is set once policies are in force (always, after New).
+	loaded atomic.Bool
+}
+
+// listener is one open listener and how to serve and stop it.
+type listener struct {
+	setting  string
+	ln       net.Listener
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error
+}
+
+// New loads policies, builds the engine and opens every listener. It does
+// not serve yet; a *StartError says what stopped it.
+func New(cfg config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, keys: keyset.NewRegistry()}
+	files, err := policy.Files(cfg.Policies...)
+	if err != nil {
+		return nil, &StartError{Setting: "policies", Err: err}
+	}
+	docs, err := policy.Load(cfg.Policies...)
+	if err != nil {
+		return nil, &StartError{Setting: "policies", Err: err}
+	}
+	s.policyPrint = fingerprint(files)
+	s.engine, err = engine.New(docs, engine.Options{
+		Keys:           s.ruleKeys,
+		Skew:           cfg.Keys.ClockSkew.D(),
+		AllowedTenants: cfg.Keys.AllowedTenants,
+	})
+	if err != nil {
+		return nil, &StartError{Setting: "policies", Err: err}
+	}
+	s.loaded.Store(true)
+	if err := s.open(); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ruleKeys gives a jwtRule the shared key set of its source, as Istio
+// does: inline jwks, else jwksUri, else OIDC discovery from the issuer.
+func (s *Server) ruleKeys(r *securityv1beta1.JWTRule) (token.KeySource, error) {
+	k := s.cfg.Keys
+	c := keyset.Config{
+		RefreshInterval:    k.RefreshInterval.D(),
+		MinRefreshInterval: k.MinRefreshInterval.D(),
+		FetchTimeout:       k.FetchTimeout.D(),
+		MaxStale:           k.MaxStale.D(),
+		Logger:             s.log,
+	}
+	switch {
+	case r.GetJwks() != "":
+		c.JWKS = []byte(r.GetJwks())
+	case r.GetJwksUri() != "":
+		c.JWKSURI = r.GetJwksUri()
+	default:
+		c.Issuer, c.Discovery = r.GetIssuer(), true
+	}
+	return s.keys.Get(c)
+}
+
+// open opens the listeners the configuration names, so that a taken
+// address stops start-up before anything is served.
+func (s *Server) open() error {
+	admin := http.NewServeMux()
+	admin.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	admin.HandleFunc("/readyz", s.readyz)
+	if err := s.listen("admin-listen", s.cfg.AdminListen, admin); err != nil {
+		return err
+	}
+	return nil
+}
+
+// listen opens addr for an HTTP handler.
+func (s *Server) listen(setting, addr string, h http.Handler) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return &StartError{Setting: setting, Err: err}
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader.D(),
+		IdleTimeout:       s.cfg.Timeouts.Idle.D(),
+		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.listeners = append(s.listeners, &listener{setting: setting, ln: ln, serve: srv.Serve, shutdown: srv.Shutdown})
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+}
+
+// Addrs returns the listeners' addresses by setting name.
+func (s *Server) Addrs() map[string]net.Addr {
+	m := map[string]net.Addr{}
+	for _, l := range s.listeners {
+		m[l.setting] = l.ln.Addr()
+	}
+	return m
+}
+
+// Engine returns the engine that decides requests.
+func (s *Server) Engine() *engine.Engine { return s.engine }
+
+// readyz answers 200 once policies are loaded and every key set has been
+// fetched at least once; 503 with the reason before.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+func (s *Server) ready() error {
+	if !s.loaded.Load() {
+		return errors.New("policies not loaded")
+	}
+	for _, st := range s.keys.Status() {
+		if !st.Ready {
+			msg := "key set " + st.Source + " not fetched yet"
+			if st.LastError != nil {
+				msg += ": " + st.LastError.Error()
+			}
+			return errors.New(msg)
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down: listeners stop accepting,
+// in-flight requests finish (up to the shutdown timeout), key refreshers
+// stop. It returns the first serving error, or nil after a clean
+// shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.keys.Start(ctx)
+	s.prefetch(ctx)
+
+	errc := make(chan error, len(s.listeners))
+	for _, l := range s.listeners {
+		go func() {
+			if err := l.serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("%s: %w", l.setting, err)
+			}
+		}()
+		s.log.Info("listening", "setting", l.setting, "addr", l.ln.Addr().String())
+	}
+	if s.opts.Ready != nil {
+		s.opts.Ready(s.Addrs())
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watch(ctx)
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	s.log.Info("shutting down", "timeout", s.cfg.Timeouts.Shutdown.D().String())
+	sctx, scancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Shutdown.D())
+	defer scancel()
+	for _, l := range s.listeners {
+		if serr := l.shutdown(sctx); serr != nil && err == nil {
+			err = fmt.Errorf("%s: shutdown: %w", l.setting, serr)
+		}
+	}
+	wg.Wait()
+	s.keys.Close()
+	return err
+}
+
+// prefetch asks every key set for its keys once, in the background, so
+// that /readyz turns ready without waiting for the first token.
+func (s *Server) prefetch(ctx context.Context) {
+	for _, d := range s.engine.Documents() {
+		for _, r := range d.RequestAuthentication.GetJwtRules() {
+			ks, err := s.ruleKeys(r)
+			if err != nil {
+				continue
+			}
+			go func() {
+				if _, err := ks.Keys(ctx); err != nil {
+					s.log.Warn("first key fetch failed", "issuer", r.GetIssuer(), "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// watch reloads the policies whenever their files change.
+func (s *Server) watch(ctx context.Context) {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.reloadIfChanged()
+	}
+}
+
+// reloadIfChanged reloads the policies when the files' contents changed.
+// A set that does not load or compile is rejected with a log line, and
+// the last good set keeps serving.
+func (s *Server) reloadIfChanged() {
+	files, err := policy.Files(s.cfg.Policies...)
+	if err != nil {
+		s.log.Error("policy reload rejected: the last good policies stay in force", "err", err)
+		return
+	}
+	print := fingerprint(files)
+	if print == s.policyPrint {
+		return
+	}
+	s.policyPrint = print
+	docs, err := policy.Load(s.cfg.Policies...)
+	if err == nil {
+		err = s.engine.Reload(docs)
+	}
+	if err != nil {
+		s.log.Error("policy reload rejected: the last good policies stay in force", "err", err)
+		return
+	}
+	s.log.Info("policies reloaded", "documents", len(docs))
+}
