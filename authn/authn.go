@@ -507,10 +507,21 @@ func (s *session) reject(res Result, st status) Result {
 	res.Err = st.err
 	switch {
 	case st.kind == unknownIssuer:
-		iss := s.tokens[st.token].UnverifiedIssuer
+		loc := s.found[st.token].loc
+		var issuers []string
+		for _, r := range s.a.rules {
+			if r.reads[loc] && !slices.Contains(issuers, r.ref.Issuer) {
+				issuers = append(issuers, r.ref.Issuer)
+			}
+		}
+		tid := ""
+		if p := s.per[s.per[st.token].same].parsed; p != nil {
+			tid = p.Unverified.TenantID
+		}
 		res.Err = &token.Error{
-			Code:   token.WrongIssuer,
-			Detail: fmt.Sprintf("no rule that reads %s accepts the token's issuer %q (unverified)", s.tokens[st.token].Location, iss),
+			Code: token.WrongIssuer,
+			Detail: fmt.Sprintf("no rule that reads %s accepts the token (unverified): %s",
+				s.tokens[st.token].Location, token.IssuerRejection(s.tokens[st.token].UnverifiedIssuer, tid, issuers)),
 		}
 	case st.kind == failed && st.err.Code != MultipleTokens:
 		ref := s.a.rules[st.rule].ref

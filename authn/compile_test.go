@@ -120,7 +120,7 @@ func TestExplanation(t *testing.T) {
 	// An issuer no rule names: no deciding rule, and the detail names it.
 	unknown := sign(t, iss1, claims("https://unknown.example", "x", nil))
 	res = a.Authenticate(context.Background(), get("/", "Authorization", "Bearer "+unknown))
-	if res.Rule != nil || res.Err == nil || !strings.Contains(res.Err.Detail, `"https://unknown.example" (unverified)`) {
+	if res.Rule != nil || res.Err == nil || !strings.Contains(res.Err.Detail, `(unverified): token iss "https://unknown.example" is not accepted (accepted: "test-issuer-1@istio.io", "test-issuer-2@istio.io")`) {
 		t.Errorf("unknown issuer: rule %v, err %v", res.Rule, res.Err)
 	}
 }

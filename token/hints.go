@@ -234,3 +234,22 @@ func isGraphToken(t *Token) bool {
 func hasAudience(t *Token, aud string) bool {
 	return slices.Contains(t.Audience, aud)
 }
+
+// IssuerRejection explains, in one line, why a token whose (unverified)
+// iss and tid claims are iss and tid is not from any of the accepted
+// issuers, with the Entra v1/v2 and tenant hints Verify gives. Callers
+// that route tokens among several issuers before verifying use it for the
+// token no issuer accepts.
+func IssuerRejection(iss, tid string, accepted []string) string {
+	var valid []string
+	for _, a := range accepted {
+		if a != "" && strings.Count(a, TenantPlaceholder) <= 1 {
+			valid = append(valid, a)
+		}
+	}
+	s, err := newIssuerSet(valid, nil)
+	if err != nil {
+		return fmt.Sprintf("token iss %s is not accepted (accepted: %s)", quote(iss), quoteList(accepted))
+	}
+	return s.rejection(&Token{Issuer: iss, TenantID: tid})
+}

@@ -49,7 +49,7 @@ func TestExplainHintsV1TokenAtV2Rule(t *testing.T) {
 	if !strings.HasPrefix(out, "401 denied (wrong_issuer)") {
 		t.Errorf("want a 401 wrong_issuer:\n%s", out)
 	}
-	if !strings.Contains(out, "hint: the token is an Entra v1 token") || !strings.Contains(out, "accessTokenAcceptedVersion") {
+	if !strings.Contains(out, `(v1) but only "`+v2Issuer+`" (v2) is accepted — set accessTokenAcceptedVersion: 2`) {
 		t.Errorf("no v1/v2 hint:\n%s", out)
 	}
 }
