@@ -58,8 +58,9 @@ type Record struct {
 	// Detail is one human sentence that says why.
 	Detail string `json:"detail"`
 	// Policy is the deciding policy ("namespace/name"), "" when none
-	// did; Rule the index of its deciding rule (jwtRule for a
-	// RequestAuthentication), -1 when Policy is "".
+	// did; for no_allow_match, the first ALLOW policy. Rule is the index
+	// of its deciding rule (jwtRule for a RequestAuthentication), -1 when
+	// no rule decided.
 	Policy string `json:"policy"`
 	Rule   int    `json:"rule"`
 

@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -263,6 +262,10 @@ func (w *Writer) Flush(ctx context.Context) error {
 // writes every record queued, and syncs and closes the file Open opened.
 // It returns the first write error, if any record could not be written,
 // or the error of closing the file. Calling it again returns nil.
+//
+// Close waits for the destination: while a write is stuck (a pipe no one
+// reads), so is Close. A caller that must exit in bounded time waits for
+// it only so long.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -305,8 +308,6 @@ func (w *Writer) Stats() Stats {
 func (w *Writer) run() {
 	defer close(w.done)
 	b := batch{w: w}
-	b.enc = json.NewEncoder(&b.buf)
-	b.enc.SetEscapeHTML(false)
 	for it := range w.queue {
 		if it.flushed != nil {
 			b.write()
@@ -314,8 +315,10 @@ func (w *Writer) run() {
 			b.sinceFlush = nil
 			continue
 		}
-		b.add(&it.rec)
-		if b.buf.Len() >= batchSize || len(w.queue) == 0 {
+		b.buf = it.rec.appendJSON(b.buf)
+		b.buf = append(b.buf, '\n')
+		b.n++
+		if len(b.buf) >= batchSize || len(w.queue) == 0 {
 			b.write()
 		}
 	}
@@ -325,8 +328,7 @@ func (w *Writer) run() {
 // batch gathers encoded records for one write. Only run uses it.
 type batch struct {
 	w   *Writer
-	buf bytes.Buffer
-	enc *json.Encoder
+	buf []byte
 	n   int // records in buf
 	// partial is set after a write that failed part way, leaving an
 	// unfinished line: the next write starts a new line first.
@@ -336,24 +338,13 @@ type batch struct {
 	lastLog    time.Time
 }
 
-func (b *batch) add(r *Record) {
-	if err := b.enc.Encode(r); err != nil {
-		// Only an impossible time (year outside 0-9999) fails; the
-		// encoder wrote nothing.
-		b.fail(1, fmt.Errorf("audit: encoding record %q: %w", r.RequestID, err))
-		return
-	}
-	b.n++
-}
-
 // write writes the gathered records.
 func (b *batch) write() {
 	if b.n == 0 {
 		return
 	}
-	n := b.n
-	b.n = 0
-	defer b.buf.Reset()
+	n, p := b.n, b.buf
+	b.n, b.buf = 0, b.buf[:0]
 	if b.partial {
 		if _, err := b.w.out.Write([]byte{'\n'}); err != nil {
 			b.fail(n, fmt.Errorf("audit: %w", err))
@@ -361,7 +352,6 @@ func (b *batch) write() {
 		}
 		b.partial = false
 	}
-	p := b.buf.Bytes()
 	wrote, err := b.w.out.Write(p)
 	wrote = min(max(wrote, 0), len(p)) // a Writer that breaks its contract
 	if err == nil && wrote < len(p) {

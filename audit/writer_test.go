@@ -79,7 +79,7 @@ func numbered(i int) Record {
 // it are dropped and counted, never written.
 func TestCloseWritesEveryAcceptedRecord(t *testing.T) {
 	var out lockedBuffer
-	w := NewWriter(&out, Options{QueueSize: 16})
+	w := NewWriter(&out, Options{QueueSize: 16, Logger: slog.New(slog.DiscardHandler)})
 	const n = 1000
 	for i := range n {
 		w.Record(context.Background(), numbered(i))
@@ -387,12 +387,24 @@ func BenchmarkWriterRecord(b *testing.B) {
 
 // BenchmarkEncode is the writer goroutine's cost per record.
 func BenchmarkEncode(b *testing.B) {
-	bt := batch{w: &Writer{out: io.Discard}}
-	bt.enc = json.NewEncoder(&bt.buf)
 	r := fullRecord()
+	buf := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		bt.add(&r)
-		bt.write()
+		buf = r.appendJSON(buf[:0])
+	}
+}
+
+// BenchmarkEncodeReflect is what encoding/json takes for the same record,
+// for comparison.
+func BenchmarkEncodeReflect(b *testing.B) {
+	r := plain(fullRecord())
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		enc.Encode(&r)
 	}
 }

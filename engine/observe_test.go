@@ -44,9 +44,9 @@ func (s *records) take() []audit.Record {
 	return r
 }
 
-// observed builds an engine over yaml with opts, verifying tokens with a
+// newObservedFixture builds an engine over yaml with opts, verifying tokens with a
 // fresh key.
-func observed(t testing.TB, yaml string, opts Options) *fixture {
+func newObservedFixture(t testing.TB, yaml string, opts Options) *fixture {
 	t.Helper()
 	key, err := mint.NewKey("")
 	if err != nil {
@@ -78,7 +78,7 @@ func at(a *request.Attributes, id, frontend string) *request.Attributes {
 // never the token.
 func TestRecordOfEveryDecision(t *testing.T) {
 	sink := &records{}
-	f := observed(t, basePolicies, Options{Audit: sink})
+	f := newObservedFixture(t, basePolicies, Options{Audit: sink})
 	v2 := f.token(t, map[string]any{"oid": "oid-1", "tid": "tid-1", "azp": "app-v2", "appid": "ignored"})
 	v1 := f.token(t, map[string]any{"oid": "oid-2", "tid": "tid-2", "appid": "app-v1"})
 	expired := f.token(t, map[string]any{"exp": 1, "oid": "oid-3"})
@@ -151,8 +151,8 @@ func TestRecordOfEveryDecision(t *testing.T) {
 // is recorded, and decisions are the same.
 func TestNoSinkNoRecords(t *testing.T) {
 	sink := &records{}
-	with := observed(t, basePolicies, Options{Audit: sink})
-	without := observed(t, basePolicies, Options{})
+	with := newObservedFixture(t, basePolicies, Options{Audit: sink})
+	without := newObservedFixture(t, basePolicies, Options{})
 	a := req("/api", "")
 	if d1, d2 := with.eng.Decide(context.Background(), a), without.eng.Decide(context.Background(), a); d1.Status != d2.Status || d1.Reason != d2.Reason {
 		t.Errorf("decisions differ with and without a sink: %d %s, %d %s", d1.Status, d1.Reason, d2.Status, d2.Reason)
@@ -167,7 +167,7 @@ func TestNoSinkNoRecords(t *testing.T) {
 func TestDryRunMode(t *testing.T) {
 	for _, dryRun := range []bool{false, true} {
 		sink := &records{}
-		f := observed(t, basePolicies, Options{Audit: sink, DryRun: dryRun})
+		f := newObservedFixture(t, basePolicies, Options{Audit: sink, DryRun: dryRun})
 		for _, tt := range []struct {
 			a       *request.Attributes
 			status  int
@@ -233,7 +233,7 @@ spec:
     - operation: {methods: ["POST"]}
 `
 	sink := &records{}
-	f := observed(t, more, Options{Audit: sink})
+	f := newObservedFixture(t, more, Options{Audit: sink})
 	tok := f.token(t, nil)
 	post := req("/reports/q1", tok)
 	post.Method = "POST"
@@ -269,7 +269,7 @@ spec:
 
 	// Without dry-run policies there is nothing to say.
 	plain := &records{}
-	g := observed(t, basePolicies, Options{Audit: plain})
+	g := newObservedFixture(t, basePolicies, Options{Audit: plain})
 	g.eng.Decide(context.Background(), req("/api", g.token(t, nil)))
 	if r := plain.take()[0]; r.DryRun != (audit.Outcome{}) {
 		t.Errorf("dry_run %+v without dry-run policies", r.DryRun)
@@ -285,7 +285,7 @@ func TestConcurrentDecisionsAllRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := observed(t, basePolicies, Options{Audit: w})
+	f := newObservedFixture(t, basePolicies, Options{Audit: w})
 	tok := f.token(t, nil)
 	const n, m = 8, 400
 	var wg sync.WaitGroup
@@ -363,7 +363,7 @@ func (o *observations) Reloaded(err error) {
 // failed or not, New's first load included.
 func TestObserver(t *testing.T) {
 	o := &observations{decided: map[string]int{}}
-	f := observed(t, basePolicies, Options{Observer: o})
+	f := newObservedFixture(t, basePolicies, Options{Observer: o})
 	a := at(req("/api", ""), "x", "nginx")
 	f.eng.Decide(context.Background(), a)
 	f.eng.Explain(context.Background(), a)
@@ -396,7 +396,7 @@ func BenchmarkDecideAudit(b *testing.B) {
 					w = audit.NewWriter(io.Discard, audit.Options{})
 					opts.Audit = w
 				}
-				f := observed(b, basePolicies, opts)
+				f := newObservedFixture(b, basePolicies, opts)
 				tok := ""
 				if tc.token {
 					now := time.Now().Unix()

@@ -102,12 +102,17 @@ func newFixture(t testing.TB, yaml string, opts engine.Options) *fixture {
 	return &fixture{key: key, eng: eng}
 }
 
-// token signs a token the policies accept, with claims added or replaced.
+// token signs a token the policies accept, with claims added, replaced
+// or (nil) removed.
 func (f *fixture) token(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	now := time.Now().Unix()
 	c := map[string]any{"iss": issuer, "sub": "alice", "aud": "api://orders", "oid": "oid-alice", "iat": now, "exp": now + 3600}
 	for k, v := range claims {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
 		c[k] = v
 	}
 	s, err := f.key.Sign(c, nil)

@@ -276,15 +276,15 @@ func (c *compiler) rule(index int, r *securityv1beta1.Rule, path string) rule {
 	return out
 }
 
-// field describes one Source or Operation field pair for compilation.
-type field struct {
+// fieldPair describes one Source or Operation field pair for compilation.
+type fieldPair struct {
 	name, notName string
 	attr          attr
 	values, not   []string
 }
 
 func (c *compiler) source(s *securityv1beta1.Source, i int, path string) []check {
-	fields := []field{
+	fields := []fieldPair{
 		{"principals", "notPrincipals", attrSourcePrincipal, s.Principals, s.NotPrincipals},
 		{"requestPrincipals", "notRequestPrincipals", attrRequestPrincipal, s.RequestPrincipals, s.NotRequestPrincipals},
 		{"namespaces", "notNamespaces", attrSourceNamespace, s.Namespaces, s.NotNamespaces},
@@ -297,7 +297,7 @@ func (c *compiler) source(s *securityv1beta1.Source, i int, path string) []check
 }
 
 func (c *compiler) operation(o *securityv1beta1.Operation, i int, path string) []check {
-	fields := []field{
+	fields := []fieldPair{
 		{"hosts", "notHosts", attrHost, o.Hosts, o.NotHosts},
 		{"ports", "notPorts", attrDestinationPort, o.Ports, o.NotPorts},
 		{"methods", "notMethods", attrMethod, o.Methods, o.NotMethods},
@@ -306,7 +306,7 @@ func (c *compiler) operation(o *securityv1beta1.Operation, i int, path string) [
 	return c.fields(fields, fmt.Sprintf("to[%d].operation.", i), path)
 }
 
-func (c *compiler) fields(fields []field, tracePrefix, path string) []check {
+func (c *compiler) fields(fields []fieldPair, tracePrefix, path string) []check {
 	var out []check
 	for _, f := range fields {
 		if len(f.values) > 0 {

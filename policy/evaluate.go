@@ -231,7 +231,7 @@ func (e *evaluator) check(c *check, rt *RuleTrace) bool {
 	hit := e.test(c)
 	ok := (hit >= 0) != c.neg
 	if rt != nil {
-		rt.Checks = append(rt.Checks, Check{Field: c.field, Matched: ok, Detail: e.describe(c, hit, ok)})
+		rt.Checks = append(rt.Checks, Check{Field: c.field, Matched: ok, Detail: e.explain(c, hit)})
 	}
 	return ok
 }

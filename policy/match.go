@@ -157,7 +157,7 @@ type principalMatcher struct {
 }
 
 func newPrincipalMatcher(p string) principalMatcher {
-	any := strMatcher{kind: strPresent}
+	present := strMatcher{kind: strPresent}
 	exact := func(s string) strMatcher { return strMatcher{kind: strExact, value: s} }
 	i := strings.LastIndexByte(p, '/')
 	found := i >= 0
@@ -167,23 +167,23 @@ func newPrincipalMatcher(p string) principalMatcher {
 	}
 	switch {
 	case p == "*":
-		return principalMatcher{iss: any, sub: any}
+		return principalMatcher{iss: present, sub: present}
 	case strings.HasPrefix(p, "*"):
 		if !found {
-			return principalMatcher{iss: any, sub: strMatcher{kind: strSuffix, value: p[1:]}}
+			return principalMatcher{iss: present, sub: strMatcher{kind: strSuffix, value: p[1:]}}
 		}
 		m := principalMatcher{iss: strMatcher{kind: strSuffix, value: iss[1:]}, sub: exact(sub)}
 		if iss == "*" {
-			m.iss = any
+			m.iss = present
 		}
 		return m
 	case strings.HasSuffix(p, "*"):
 		if !found {
-			return principalMatcher{iss: strMatcher{kind: strPrefix, value: p[:len(p)-1]}, sub: any}
+			return principalMatcher{iss: strMatcher{kind: strPrefix, value: p[:len(p)-1]}, sub: present}
 		}
 		m := principalMatcher{iss: exact(iss), sub: strMatcher{kind: strPrefix, value: sub[:len(sub)-1]}}
 		if sub == "*" {
-			m.sub = any
+			m.sub = present
 		}
 		return m
 	default:

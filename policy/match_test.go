@@ -104,7 +104,7 @@ func FuzzAccountMatcher(f *testing.F) {
 	f.Add("a/ns/foo/x/sa/bar/y", "foo", "bar")
 	f.Add("td/ns/a.b/sa/c", "a.b", "c")
 	f.Fuzz(func(t *testing.T, principal, ns, sa string) {
-		if ns == "" || sa == "" || strings.Contains(ns+sa, "/") || !utf8.ValidString(ns+sa) {
+		if ns == "" || sa == "" || strings.Contains(ns+sa, "/") || !utf8.ValidString(ns) || !utf8.ValidString(sa) {
 			return // not a service account value; the regex oracle needs UTF-8
 		}
 		m := newAccountMatcher(ns+"/"+sa, "default")

@@ -135,9 +135,9 @@ func writeOutcome(b *strings.Builder, label string, o Outcome) {
 	}
 }
 
-// describe says in words why check c passed or failed; hit is the index
+// explain says in words why check c passed or failed; hit is the index
 // of the matching pattern or -1.
-func (e *evaluator) describe(c *check, hit int, ok bool) string {
+func (e *evaluator) explain(c *check, hit int) string {
 	val, present := e.value(c)
 	switch {
 	case hit >= 0 && !c.neg:
@@ -161,7 +161,7 @@ func (e *evaluator) value(c *check) (string, bool) {
 		if s == "" {
 			return absent, false
 		}
-		return quote(s), true
+		return showValue(s), true
 	}
 	const noPeer = "no peer identity (the connection is not mutual TLS)"
 	switch c.attr {
@@ -171,12 +171,12 @@ func (e *evaluator) value(c *check) (string, bool) {
 		if a.SourcePrincipal == "" {
 			return noPeer, false
 		}
-		return "trust domain " + quote(trustDomain(a.SourcePrincipal)), true
+		return "trust domain " + showValue(trustDomain(a.SourcePrincipal)), true
 	case attrServiceAccount:
 		if a.SourcePrincipal == "" {
 			return noPeer, false
 		}
-		return "peer " + quote(a.SourcePrincipal), true
+		return "peer " + showValue(a.SourcePrincipal), true
 	case attrSourceNamespace:
 		return str(a.SourceNamespace, "no peer namespace (the connection is not mutual TLS)")
 	case attrRequestPrincipal:
@@ -188,7 +188,7 @@ func (e *evaluator) value(c *check) (string, bool) {
 		case id.Subject == "":
 			return `token has no "sub" claim`, false
 		}
-		return quote(id.Issuer + "/" + id.Subject), true
+		return showValue(id.Issuer + "/" + id.Subject), true
 	case attrAudiences:
 		switch {
 		case id == nil:
@@ -229,7 +229,7 @@ func (e *evaluator) value(c *check) (string, bool) {
 		if len(vals) == 0 {
 			return fmt.Sprintf("no header %q", c.header), false
 		}
-		return quote(strings.Join(vals, string(sep))), true
+		return showValue(strings.Join(vals, string(sep))), true
 	}
 	return "?", false
 }
@@ -246,15 +246,15 @@ func claimDescription(id *request.Identity, path []string) (string, bool) {
 	}
 	switch v := v.(type) {
 	case string:
-		return quote(v), true
+		return showValue(v), true
 	case []string:
 		return valueList(v), true
 	case []any:
 		return listOf(len(v), func(i int) string {
 			if s, ok := v[i].(string); ok {
-				return quote(s)
+				return showValue(s)
 			}
-			return cut(fmt.Sprint(v[i]))
+			return showRaw(fmt.Sprint(v[i]))
 		}), true
 	}
 	kind := "not a string"
@@ -285,16 +285,16 @@ const (
 	maxShownLen    = 256
 )
 
-// quote formats a request value, cut to maxShownLen bytes.
-func quote(s string) string {
+// showValue formats a request value, cut to maxShownLen bytes.
+func showValue(s string) string {
 	if len(s) > maxShownLen {
 		return strconv.Quote(s[:maxShownLen]) + fmt.Sprintf("… (%d bytes)", len(s))
 	}
 	return strconv.Quote(s)
 }
 
-// cut shortens an unquoted value to maxShownLen bytes.
-func cut(s string) string {
+// showRaw shortens an unquoted value to maxShownLen bytes.
+func showRaw(s string) string {
 	if len(s) > maxShownLen {
 		return s[:maxShownLen] + fmt.Sprintf("… (%d bytes)", len(s))
 	}
@@ -303,7 +303,7 @@ func cut(s string) string {
 
 // valueList formats a list of request values.
 func valueList(vs []string) string {
-	return listOf(len(vs), func(i int) string { return quote(vs[i]) })
+	return listOf(len(vs), func(i int) string { return showValue(vs[i]) })
 }
 
 // listOf formats a list of n request values, at most maxShownValues.

@@ -107,6 +107,7 @@ type env struct {
 }
 
 type envOptions struct {
+	engine engine.Options
 	proxy  proxy.Options
 	server proxy.ServerOptions
 	// upstream handles the paths the echo handler does not.
@@ -127,14 +128,17 @@ var testKey = sync.OnceValue(func() *mint.Key {
 	return k
 })
 
-func newEngine(t testing.TB, key *mint.Key) *engine.Engine {
+// newEngine returns an engine for policies that trusts key; opts gives
+// the other engine options.
+func newEngine(t testing.TB, key *mint.Key, opts engine.Options) *engine.Engine {
 	t.Helper()
 	docs, err := policy.Parse("policies.yaml", []byte(policies))
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys := token.StaticKeys{key.PublicKey()}
-	eng, err := engine.New(docs, engine.Options{Keys: func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil }})
+	opts.Keys = func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil }
+	eng, err := engine.New(docs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +148,7 @@ func newEngine(t testing.TB, key *mint.Key) *engine.Engine {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, key: testKey()}
-	e.eng = newEngine(t, e.key)
+	e.eng = newEngine(t, e.key, o.engine)
 
 	e.upstream = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.hits.Add(1)

@@ -40,3 +40,30 @@ func TestBufferPool(t *testing.T) {
 		t.Errorf("Get and Put allocate %v times", n)
 	}
 }
+
+func TestEscapeQuery(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"a=1&b=%20&c=/?:@!$'()*+,;", "a=1&b=%20&c=/?:@!$'()*+,;"},
+		{"a b", "a%20b"},
+		{"q=\"<>\\^`{|}#", "q=%22%3C%3E%5C%5E%60%7B%7C%7D%23"},
+		{"\x01\x7f\xc3\xa9", "%01%7F%C3%A9"},
+		{"%zz%", "%zz%"},
+	}
+	for _, tt := range tests {
+		if got := escapeQuery(tt.in); got != tt.want {
+			t.Errorf("escapeQuery(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if got, err := url.ParseQuery(escapeQuery(tt.in)); err == nil {
+			want, _ := url.ParseQuery(tt.in)
+			if len(got) != len(want) {
+				t.Errorf("escapeQuery(%q) changed the parameters: %v, was %v", tt.in, got, want)
+			}
+			for k, v := range want {
+				if len(got[k]) != len(v) || len(v) > 0 && got[k][0] != v[0] {
+					t.Errorf("escapeQuery(%q) changed parameter %q: %q, was %q", tt.in, k, got[k], v)
+				}
+			}
+		}
+	}
+}

@@ -189,10 +189,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	u.Scheme, u.Host = p.upstream.Scheme, p.upstream.Host
 	u.User, u.Fragment, u.RawFragment = nil, "", ""
 	setPath(&u, p.base+a.Path)
-	u.RawQuery, u.ForceQuery = a.Query, false
+	q := a.Query
 	if c.RewriteQuery {
-		u.RawQuery = c.Query
+		q = c.Query
 	}
+	u.RawQuery, u.ForceQuery = escapeQuery(q), false
 	out.URL = &u
 	if p.opts.RewriteHost {
 		out.Host = ""
@@ -229,6 +230,45 @@ func setPath(u *url.URL, p string) {
 		return
 	}
 	u.Opaque = p
+}
+
+// escapeQuery percent-encodes the bytes a query may not hold raw (RFC 3986
+// §3.4) — space, control characters, DEL, non-ASCII bytes and " # < > \ ^
+// ` { | } — as the path normalization does for the path. HTTP/2 clients
+// can send them, and written raw into an HTTP/1.1 request line they would
+// split it. Escaping changes no parameter's decoded value.
+func escapeQuery(q string) string {
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if mustEscape(q[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 2*n)
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; mustEscape(c) {
+			b.WriteByte('%')
+			b.WriteByte(upperHex[c>>4])
+			b.WriteByte(upperHex[c&0xf])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+const upperHex = "0123456789ABCDEF"
+
+func mustEscape(c byte) bool {
+	switch c {
+	case '"', '#', '<', '>', '\\', '^', '`', '{', '|', '}':
+		return true
+	}
+	return c <= ' ' || c >= 0x7f
 }
 
 // modifyResponse gives the upstream's response the request's id; the

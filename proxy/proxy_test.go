@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log"
@@ -9,8 +10,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/idgate/idgate/audit"
+	"github.com/idgate/idgate/engine"
 	"github.com/idgate/idgate/proxy"
 )
 
@@ -228,7 +232,7 @@ func TestRewriteHostAndUpstreamPath(t *testing.T) {
 }
 
 func TestNewRejectsBadUpstreams(t *testing.T) {
-	eng := newEngine(t, testKey())
+	eng := newEngine(t, testKey(), engine.Options{})
 	tests := []struct {
 		upstream string
 		opts     proxy.Options
@@ -309,6 +313,28 @@ func TestHTTP2(t *testing.T) {
 	}
 }
 
+// What an HTTP/2 client can put in a target that an HTTP/1.1 request line
+// cannot hold reaches an HTTP/1.1 upstream escaped: the upstream gets one
+// well-formed request line, never a split one.
+func TestHTTP2TargetEscapedForHTTP1Upstream(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tr := h2cTransport()
+	defer tr.CloseIdleConnections()
+	host := e.addr
+	req := &http.Request{Method: "GET", Host: host, Header: http.Header{},
+		URL: &url.URL{Scheme: "http", Host: host, Opaque: "/public/a b?x y&z=\"c\"|\xff HTTP/1.1"}}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := e.echoed(result{status: resp.StatusCode, body: string(body)})
+	if want := "/public/a%20b?x%20y&z=%22c%22%7C%FF%20HTTP/1.1"; got.URI != want {
+		t.Errorf("upstream got %q, want %q", got.URI, want)
+	}
+}
+
 // An https upstream is checked against the configured CA, gets the
 // proxy's client certificate, and is spoken to in HTTP/2 when it offers
 // it; a cleartext upstream can be spoken to in h2c.
@@ -359,4 +385,57 @@ func TestUpstreamProtocols(t *testing.T) {
 			t.Errorf("upstream got HTTP/%d, want 2", got.Proto)
 		}
 	})
+}
+
+// recorder is an audit sink that keeps the records.
+type recorder struct {
+	mu      sync.Mutex
+	records []audit.Record
+}
+
+func (r *recorder) Record(_ context.Context, rec audit.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec)
+}
+
+// Every decision's audit record carries the id its response carries.
+func TestAuditRecordHasResponseID(t *testing.T) {
+	rec := &recorder{}
+	e := newEnv(t, envOptions{engine: engine.Options{Audit: rec}})
+	c := e.client(nil)
+	responses := []result{
+		e.get(c, "/api/x", e.token(nil), nil),
+		e.get(c, "/api/x", "", http.Header{"X-Request-Id": {"mine"}}),
+		e.get(c, "/api/x", "bad", nil),
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.records) != len(responses) {
+		t.Fatalf("%d audit records for %d requests", len(rec.records), len(responses))
+	}
+	for i, r := range responses {
+		got := rec.records[i]
+		if id := r.header.Get("X-Request-Id"); id == "" || got.RequestID != id || got.Frontend != proxy.Frontend || got.Status != r.status {
+			t.Errorf("request %d: response %d %q, audit record %d %q from %q", i, r.status, id, got.Status, got.RequestID, got.Frontend)
+		}
+	}
+}
+
+// In dry-run mode denied requests go through, still without forged
+// identity headers.
+func TestDryRun(t *testing.T) {
+	e := newEnv(t, envOptions{engine: engine.Options{DryRun: true}})
+	c := e.client(nil)
+	got := e.echoed(e.get(c, "/api/x", "", http.Header{"X-User": {"root"}}))
+	if v := got.Header.Values("X-User"); len(v) > 0 {
+		t.Errorf("upstream got X-User %q, want none", v)
+	}
+	got = e.echoed(e.get(c, "/admin", e.token(nil), http.Header{"X-User": {"root"}}))
+	if v := got.Header.Values("X-User"); len(v) != 1 || v[0] != "alice" {
+		t.Errorf("upstream got X-User %q, want alice", v)
+	}
+	if e.hits.Load() != 2 {
+		t.Errorf("upstream got %d requests, want 2", e.hits.Load())
+	}
 }

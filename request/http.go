@@ -91,7 +91,8 @@ func AddrPort(s string) (netip.Addr, int) {
 // normalized as Istio does, source.ip from the connection, remote.ip per
 // trusted proxies, destination from the local address. An absolute-form
 // target ("http://host/p") is reduced to its path, and its authority
-// replaces Host (RFC 9112 §3.2.2). The error is a *PathError: answer 400.
+// replaces Host (RFC 9112 §3.2.2). The error is a *PathError: answer its
+// Status() (400 or 404) and never forward the request.
 func FromHTTP(r *http.Request, trustedProxies int) (*Attributes, error) {
 	target := r.RequestURI
 	host := r.Host

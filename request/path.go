@@ -39,10 +39,12 @@ func (e *PathError) Error() string {
 // Unwrap returns the reason, one of the Err* values of this package.
 func (e *PathError) Unwrap() error { return e.Err }
 
-// Status is the HTTP status for the rejected request: 404 for a target that
-// is not in origin form (Envoy's "non-relative path" reply), 400 otherwise.
+// Status is the HTTP status Envoy's connection manager rejects such a
+// request with: 404 for an empty target or one not in origin form
+// (response details "missing_path" and "absolute_path"), 400 for a
+// fragment or a NUL byte.
 func (e *PathError) Status() int {
-	if e.Err == ErrNotOriginForm {
+	if e.Err == ErrEmptyPath || e.Err == ErrNotOriginForm {
 		return http.StatusNotFound
 	}
 	return http.StatusBadRequest

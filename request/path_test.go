@@ -180,7 +180,7 @@ func TestNormalizePathRejects(t *testing.T) {
 		err    error
 		status int
 	}{
-		{"", ErrEmptyPath, http.StatusBadRequest},
+		{"", ErrEmptyPath, http.StatusNotFound},
 		{"*", ErrNotOriginForm, http.StatusNotFound},
 		{"http://example.com/a", ErrNotOriginForm, http.StatusNotFound},
 		{"a/b", ErrNotOriginForm, http.StatusNotFound},
