@@ -122,7 +122,8 @@ func (d Drops) Total() uint64 { return d.QueueFull + d.Canceled + d.Closed + d.W
 // record.
 type Writer struct {
 	out   io.Writer
-	file  *os.File // the file Open opened, synced and closed by Close
+	file  *os.File // the file Open opened, closed by Close
+	sync  bool     // file is a regular file, synced by Close
 	opts  Options
 	log   *slog.Logger
 	queue chan item
@@ -170,7 +171,8 @@ func NewWriter(out io.Writer, opts Options) *Writer {
 
 // Open returns a Writer for the --audit setting: "-" is stdout; anything
 // else is a file, created (mode 0600) if missing and appended to, never
-// truncated. Close syncs and closes the file (never stdout).
+// truncated. Close closes the file (never stdout), syncing it first when
+// it is a regular file.
 func Open(path string, opts Options) (*Writer, error) {
 	if path == "-" {
 		return NewWriter(os.Stdout, opts), nil
@@ -181,6 +183,9 @@ func Open(path string, opts Options) (*Writer, error) {
 	}
 	w := NewWriter(f, opts)
 	w.file = f
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		w.sync = true
+	}
 	return w, nil
 }
 
@@ -279,7 +284,7 @@ func (w *Writer) Close() error {
 	<-w.done
 	err := w.err
 	if w.file != nil {
-		if e := w.file.Sync(); e != nil && err == nil {
+		if e := w.syncFile(); e != nil && err == nil {
 			err = fmt.Errorf("audit: %w", e)
 		}
 		if e := w.file.Close(); e != nil && err == nil {
@@ -287,6 +292,15 @@ func (w *Writer) Close() error {
 		}
 	}
 	return err
+}
+
+// syncFile syncs the file Open opened when it is a regular file (a
+// device or pipe such as /dev/stdout cannot be synced).
+func (w *Writer) syncFile() error {
+	if !w.sync {
+		return nil
+	}
+	return w.file.Sync()
 }
 
 // Stats returns the Writer's counters.

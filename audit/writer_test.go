@@ -408,3 +408,19 @@ func BenchmarkEncodeReflect(b *testing.B) {
 		enc.Encode(&r)
 	}
 }
+
+// A device given as the file (--audit /dev/stdout) cannot be synced;
+// closing it is no error.
+func TestOpenDevice(t *testing.T) {
+	w, err := Open(os.DevNull, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Record(context.Background(), numbered(0))
+	if err := w.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if st := w.Stats(); st.Written != 1 {
+		t.Errorf("Stats %+v, want 1 written", st)
+	}
+}

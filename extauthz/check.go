@@ -3,9 +3,11 @@ package extauthz
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -84,7 +86,11 @@ func checkAttributes(req *authv3.CheckRequest, trusted int) (*request.Attributes
 		a.Query = q
 	}
 	a.SourceIP, _ = socketAddress(ac.GetSource().GetAddress())
-	_, a.RemoteIP = request.ProxiedAddrs(a.SourceIP, a.SourceIP, header.Values("X-Forwarded-For"), trusted)
+	if a.SourceIP.IsValid() {
+		// Without a source address (a pipe, an internal listener) the
+		// chain has no trusted end: remote.ip is unknown too.
+		_, a.RemoteIP = request.ProxiedAddrs(a.SourceIP, a.SourceIP, header.Values("X-Forwarded-For"), trusted)
+	}
 	a.RemoteIP = externalAddress(a.RemoteIP, header.Get(externalAddressHeader), trusted)
 	a.DestinationIP, a.DestinationPort = socketAddress(ac.GetDestination().GetAddress())
 	a.SourcePrincipal, a.SourceNamespace = principal(ac.GetSource().GetPrincipal())
@@ -103,8 +109,12 @@ func checkHeaders(h *authv3.AttributeContext_HttpRequest) http.Header {
 		}
 		return out
 	}
-	for k, v := range h.GetHeaders() {
-		addHeader(out, k, v)
+	// Envoy's keys are distinct lower-case names; in any other map, names
+	// that differ in case alone are taken in sorted order, so that the
+	// same check always gets the same decision.
+	m := h.GetHeaders()
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		addHeader(out, k, m[k])
 	}
 	return out
 }

@@ -82,8 +82,9 @@ func externalAddress(remote netip.Addr, header string, trusted int) netip.Addr {
 
 // headersToRemove returns the lower-case names of the headers Envoy must
 // remove from the upstream request: the removals of c, except the headers
-// c sets, which Envoy overwrites (it applies removals after additions,
-// and would otherwise drop them).
+// c sets. Those are overwritten, which replaces a client's copy; removing
+// them too could drop idgate's value, as Envoy applies removals after
+// additions.
 func headersToRemove(c authn.Changes) []string {
 	out := make([]string, 0, len(c.RemoveHeaders))
 	for _, name := range c.RemoveHeaders {

@@ -77,11 +77,14 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = denial(http.StatusInternalServerError, "internal_error", id, nil), nil
 		}
 	}()
-	id = request.RequestID(req.GetAttributes().GetRequest().GetHttp().GetHeaders()["x-request-id"])
 	a, aerr := checkAttributes(req, s.opts.TrustedProxies)
 	if aerr != nil {
+		id = request.RequestID(checkHeaders(req.GetAttributes().GetRequest().GetHttp()).Get(request.RequestIDHeader))
 		return s.refuse(aerr, id), nil
 	}
+	// Envoy generates an x-request-id: keeping it ties the audit record
+	// to Envoy's access log.
+	id = request.RequestID(a.Header.Get(request.RequestIDHeader))
 	a.RequestID = id
 	a.Header.Set(request.RequestIDHeader, id)
 	d := s.eng.Decide(ctx, a)

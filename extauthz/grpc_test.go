@@ -22,7 +22,7 @@ import (
 
 // startGRPC serves NewGRPCServer on a loopback port and returns a client
 // connection to it.
-func startGRPC(t *testing.T, eng *engine.Engine, opts Options) *grpc.ClientConn {
+func startGRPC(t testing.TB, eng *engine.Engine, opts Options) *grpc.ClientConn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -265,12 +265,17 @@ func assertCheck(t *testing.T, resp *authv3.CheckResponse, want grpcWant) {
 func TestCheckKeepsEnvoyRequestID(t *testing.T) {
 	f := newFixture(t, engine.Options{})
 	s := NewServer(f.eng, Options{Logger: discard})
-	for _, path := range []string{"/api", "/public"} {
-		resp, err := s.Check(context.Background(), envoyCheck{path: path, headers: map[string]string{"x-request-id": "f81d4fae-7dec-11d0-a765-00a0c91e6bf6"}}.request())
+	for _, c := range []envoyCheck{{path: "/api"}, {path: "/mesh/x", source: "10.1.7.7:4000"}, {path: "/mesh/x", source: "10.1.7.7:4000", raw: true}, {path: "/a%00"}} {
+		path := c.path
+		c.headers = map[string]string{"x-request-id": "f81d4fae-7dec-11d0-a765-00a0c91e6bf6"}
+		resp, err := s.Check(context.Background(), c.request())
 		if err != nil {
 			t.Fatal(err)
 		}
 		hs := resp.GetDeniedResponse().GetHeaders()
+		if c.source != "" && resp.GetOkResponse() == nil {
+			t.Fatalf("%s: denied: %v", path, resp)
+		}
 		if resp.GetOkResponse() != nil {
 			hs = resp.GetOkResponse().GetResponseHeadersToAdd()
 		}
@@ -374,4 +379,26 @@ func TestRemovedParams(t *testing.T) {
 			t.Errorf("removedParams(%q, %q) = %q, want %q", tt.before, tt.after, got, tt.want)
 		}
 	}
+}
+
+// A source that is not an IP address (a pipe, an internal listener) leaves
+// both addresses unknown: X-Forwarded-For has no trusted end to count
+// from.
+func TestCheckWithoutSourceAddress(t *testing.T) {
+	f := newFixture(t, engine.Options{})
+	s := NewServer(f.eng, Options{TrustedProxies: 2, Logger: discard})
+	req := envoyCheck{path: "/partner/x", headers: map[string]string{"x-forwarded-for": "203.0.113.7, 10.1.2.3"}}.request()
+	req.Attributes.Source.Address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/run/envoy.sock"}}}
+	a, err := checkAttributes(req, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SourceIP.IsValid() || a.RemoteIP.IsValid() {
+		t.Errorf("addresses (%s, %s), want both unknown", a.SourceIP, a.RemoteIP)
+	}
+	resp, err := s.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertCheck(t, resp, grpcWant{code: codes.PermissionDenied, status: 403, body: "Forbidden: no_allow_match"})
 }

@@ -103,9 +103,10 @@ func New(eng *engine.Engine, upstream *url.URL, opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	u := *upstream
 	p := &Proxy{
 		eng:       eng,
-		upstream:  upstream,
+		upstream:  &u,
 		base:      strings.TrimSuffix(upstream.EscapedPath(), "/"),
 		opts:      opts,
 		log:       opts.Logger,
@@ -195,10 +196,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	u.RawQuery, u.ForceQuery = escapeQuery(q), false
 	out.URL = &u
+	// The Host authorized, which is the request's own unless the target
+	// was in absolute form.
+	out.Host = a.Host
 	if p.opts.RewriteHost {
 		out.Host = ""
-	} else {
-		out.Host = pr.In.Host
 	}
 
 	// Changes remove what the client sent in the headers idgate sets

@@ -164,6 +164,17 @@ func TestNormalizedPathForwarded(t *testing.T) {
 	}
 }
 
+// An absolute-form target is decided and forwarded as its path, with its
+// authority as the host (RFC 9112 §3.2.2).
+func TestAbsoluteFormTarget(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	got := e.echoed(e.raw("GET http://other.example/public/a/../b?q HTTP/1.1\r\nHost: shop.example"))
+	if got.URI != "/public/b?q" || got.Host != "other.example" || got.Header.Get("X-Forwarded-Host") != "other.example" {
+		t.Errorf("upstream got %q for host %q (X-Forwarded-Host %q), want /public/b?q for other.example",
+			got.URI, got.Host, got.Header.Get("X-Forwarded-Host"))
+	}
+}
+
 // A token read from the query string is taken out of the query the
 // upstream gets; the rest of the query stays as sent.
 func TestQueryTokenRemoved(t *testing.T) {

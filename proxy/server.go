@@ -55,8 +55,12 @@ type Server struct {
 	// (WebSocket) connections, which http.Server does not track.
 	base   context.Context
 	cancel context.CancelFunc
+
+	mu sync.Mutex
 	// active counts running handlers, upgraded ones included.
-	active sync.WaitGroup
+	active int
+	// idle, when not nil, is closed when active drops to zero.
+	idle chan struct{}
 }
 
 // NewServer returns a Server for h. With a certificate it loads it now,
@@ -106,10 +110,41 @@ func orDefault[T time.Duration | int](v, def T) T {
 // track counts h's running calls in s.active.
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.active.Add(1)
-		defer s.active.Done()
+		s.mu.Lock()
+		s.active++
+		s.mu.Unlock()
+		defer s.leave()
 		h.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active--; s.active == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// waitIdle waits until no handler runs, or ctx ends.
+func (s *Server) waitIdle(ctx context.Context) error {
+	s.mu.Lock()
+	if s.active == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	idle := s.idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Serve accepts connections on l until Shutdown, terminating TLS when the
@@ -132,17 +167,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.srv.Close()
 	}
 	s.cancel()
-	done := make(chan struct{})
-	go func() {
-		s.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
+	if werr := s.waitIdle(ctx); err == nil {
+		err = werr
 	}
 	return err
 }

@@ -13,16 +13,26 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/idgate/idgate/audit"
 	"github.com/idgate/idgate/config"
 	"github.com/idgate/idgate/engine"
+	"github.com/idgate/idgate/extauthz"
+	"github.com/idgate/idgate/forwardauth"
 	"github.com/idgate/idgate/keyset"
+	"github.com/idgate/idgate/metrics"
 	"github.com/idgate/idgate/policy"
+	"github.com/idgate/idgate/proxy"
 	"github.com/idgate/idgate/token"
 )
 
@@ -58,8 +68,11 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	keys   *keyset.Registry
-	engine *engine.Engine
+	keys    *keyset.Registry
+	engine  *engine.Engine
+	audit   *audit.Writer
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
 
 	listeners []*listener
 	// policyPrint is the fingerprint of the policy files in force.
@@ -85,7 +98,19 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
-	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, keys: keyset.NewRegistry()}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, keys: keyset.NewRegistry(), reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = metrics.New(s.reg)
+	s.metrics.ObserveKeys(s.keys.Status)
+	overflow, err := audit.ParseOverflow(cfg.AuditOnFull)
+	if err != nil {
+		return nil, &StartError{Setting: "audit-on-full", Err: err}
+	}
+	s.audit, err = audit.Open(cfg.Audit, audit.Options{Overflow: overflow, Logger: s.log})
+	if err != nil {
+		return nil, &StartError{Setting: "audit", Err: err}
+	}
+	s.metrics.ObserveAudit(s.audit.Stats)
 	files, err := policy.Files(cfg.Policies...)
 	if err != nil {
 		return nil, &StartError{Setting: "policies", Err: err}
@@ -99,6 +124,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		Keys:           s.ruleKeys,
 		Skew:           cfg.Keys.ClockSkew.D(),
 		AllowedTenants: cfg.Keys.AllowedTenants,
+		DryRun:         cfg.DryRun,
+		Audit:          s.audit,
+		Observer:       s.metrics,
 	})
 	if err != nil {
 		return nil, &StartError{Setting: "policies", Err: err}
@@ -141,9 +169,94 @@ func (s *Server) open() error {
 		w.Write([]byte("ok\n"))
 	})
 	admin.HandleFunc("/readyz", s.readyz)
+	admin.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	if err := s.listen("admin-listen", s.cfg.AdminListen, admin); err != nil {
 		return err
 	}
+	if err := s.openProxy(); err != nil {
+		return err
+	}
+	if addr := s.cfg.AuthzListen; addr != "" {
+		if s.cfg.TrustedProxies == 0 {
+			s.log.Warn("authz-listen with trusted-proxies 0: source.ip and remote.ip are the asking proxy itself, so ipBlocks rules see the proxy, not the client; set trusted-proxies to 1 behind nginx, Traefik or Caddy")
+		}
+		h := forwardauth.Handler(s.engine, forwardauth.Options{
+			TrustedProxies: s.cfg.TrustedProxies,
+			Logger:         s.log,
+			Next: extauthz.HTTPHandler(s.engine, extauthz.Options{
+				TrustedProxies: s.cfg.TrustedProxies,
+				Logger:         s.log,
+			}),
+		})
+		if err := s.listen("authz-listen", addr, h); err != nil {
+			return err
+		}
+	}
+	if addr := s.cfg.GRPCListen; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return &StartError{Setting: "grpc-listen", Err: err}
+		}
+		gs := extauthz.NewGRPCServer(s.engine, extauthz.Options{TrustedProxies: s.cfg.TrustedProxies, Logger: s.log})
+		s.listeners = append(s.listeners, &listener{setting: "grpc-listen", ln: ln, serve: gs.Serve,
+			shutdown: func(ctx context.Context) error {
+				done := make(chan struct{})
+				go func() { gs.GracefulStop(); close(done) }()
+				select {
+				case <-done:
+					return nil
+				case <-ctx.Done():
+					gs.Stop()
+					return ctx.Err()
+				}
+			}})
+	}
+	return nil
+}
+
+// openProxy opens the reverse proxy listener, when there is one.
+func (s *Server) openProxy() error {
+	if s.cfg.Listen == "" {
+		return nil
+	}
+	up, err := url.Parse(s.cfg.Upstream)
+	if err != nil {
+		return &StartError{Setting: "upstream", Err: err}
+	}
+	t := s.cfg.UpstreamTLS
+	p, err := proxy.New(s.engine, up, proxy.Options{
+		TrustedProxies:     s.cfg.TrustedProxies,
+		UpstreamTimeout:    s.cfg.Timeouts.Upstream.D(),
+		UpstreamCAFile:     t.CAFile,
+		UpstreamCertFile:   t.CertFile,
+		UpstreamKeyFile:    t.KeyFile,
+		UpstreamServerName: t.ServerName,
+		Logger:             s.log,
+	})
+	if err != nil {
+		return &StartError{Setting: "upstream", Err: err}
+	}
+	srv, err := proxy.NewServer(p, proxy.ServerOptions{
+		CertFile:          s.cfg.TLS.CertFile,
+		KeyFile:           s.cfg.TLS.KeyFile,
+		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader.D(),
+		IdleTimeout:       s.cfg.Timeouts.Idle.D(),
+		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		Logger:            s.log,
+	})
+	if err != nil {
+		return &StartError{Setting: "listen", Err: err}
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return &StartError{Setting: "listen", Err: err}
+	}
+	s.listeners = append(s.listeners, &listener{setting: "listen", ln: ln, serve: srv.Serve,
+		shutdown: func(ctx context.Context) error {
+			err := srv.Shutdown(ctx)
+			p.CloseIdleConnections()
+			return err
+		}})
 	return nil
 }
 
@@ -256,7 +369,27 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.keys.Close()
+	if cerr := s.closeAudit(sctx); cerr != nil && err == nil {
+		err = cerr
+	}
 	return err
+}
+
+// closeAudit writes every queued audit record, waiting at most until ctx
+// ends (a stuck disk must not hang shutdown forever).
+func (s *Server) closeAudit(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.audit.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		st := s.audit.Stats()
+		return fmt.Errorf("audit: %d records still pending at the shutdown deadline", st.Pending)
+	}
 }
 
 // prefetch asks every key set for its keys once, in the background, so
@@ -306,7 +439,9 @@ func (s *Server) reloadIfChanged() {
 	}
 	s.policyPrint = print
 	docs, err := policy.Load(s.cfg.Policies...)
-	if err == nil {
+	if err != nil {
+		s.metrics.Reloaded(err) // the engine reports its own outcomes
+	} else {
 		err = s.engine.Reload(docs)
 	}
 	if err != nil {
