@@ -14,6 +14,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +63,13 @@ type Options struct {
 	// addresses by setting name: tests and `idgate dev` learn ports this
 	// way.
 	Ready func(addrs map[string]net.Addr)
+	// ConfigFile, when set, is the configuration file cfg came from; it
+	// is watched like the policies. Overrides re-applies the command
+	// line and environment to a reloaded file. LogLevel, when set, is the
+	// level the Logger logs at; a reload changes it.
+	ConfigFile string
+	Overrides  func(*config.Config) error
+	LogLevel   *slog.LevelVar
 }
 
 // Server is a running idgate serve.
@@ -75,8 +85,10 @@ type Server struct {
 	reg     *prometheus.Registry
 
 	listeners []*listener
-	// policyPrint is the fingerprint of the policy files in force.
+	// policyPrint and configPrint are the fingerprints of the policy
+	// files and the configuration file in force.
 	policyPrint [sha256.Size]byte
+	configPrint [sha256.Size]byte
 	// loaded is set once policies are in force (always, after New).
 	loaded atomic.Bool
 }
@@ -92,6 +104,19 @@ type listener struct {
 // New loads policies, builds the engine and opens every listener. It does
 // not serve yet; a *StartError says what stopped it.
 func New(cfg config.Config, opts Options) (*Server, error) {
+	s, err := newServer(cfg, opts)
+	if err != nil && s != nil {
+		s.closeListeners()
+		s.keys.Close()
+		if s.audit != nil {
+			s.audit.Close()
+		}
+		return nil, err
+	}
+	return s, err
+}
+
+func newServer(cfg config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -108,18 +133,21 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	s.audit, err = audit.Open(cfg.Audit, audit.Options{Overflow: overflow, Logger: s.log})
 	if err != nil {
-		return nil, &StartError{Setting: "audit", Err: err}
+		return s, &StartError{Setting: "audit", Err: err}
 	}
 	s.metrics.ObserveAudit(s.audit.Stats)
 	files, err := policy.Files(cfg.Policies...)
 	if err != nil {
-		return nil, &StartError{Setting: "policies", Err: err}
+		return s, &StartError{Setting: "policies", Err: err}
 	}
 	docs, err := policy.Load(cfg.Policies...)
 	if err != nil {
-		return nil, &StartError{Setting: "policies", Err: err}
+		return s, &StartError{Setting: "policies", Err: err}
 	}
 	s.policyPrint = fingerprint(files)
+	if opts.ConfigFile != "" {
+		s.configPrint = fingerprint([]string{opts.ConfigFile})
+	}
 	s.engine, err = engine.New(docs, engine.Options{
 		Keys:           s.ruleKeys,
 		Skew:           cfg.Keys.ClockSkew.D(),
@@ -129,12 +157,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		Observer:       s.metrics,
 	})
 	if err != nil {
-		return nil, &StartError{Setting: "policies", Err: err}
+		return s, &StartError{Setting: "policies", Err: err}
 	}
 	s.loaded.Store(true)
 	if err := s.open(); err != nil {
-		s.closeListeners()
-		return nil, err
+		return s, err
 	}
 	return s, nil
 }
@@ -420,8 +447,66 @@ func (s *Server) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		s.reloadConfigIfChanged()
 		s.reloadIfChanged()
 	}
+}
+
+// reloadConfigIfChanged applies a changed configuration file: the
+// policies it names and the log level take effect at once; a change to a
+// setting that needs new listeners or connections is logged as needing a
+// restart. An invalid file is rejected and the configuration in force
+// stays.
+func (s *Server) reloadConfigIfChanged() {
+	if s.opts.ConfigFile == "" {
+		return
+	}
+	print := fingerprint([]string{s.opts.ConfigFile})
+	if print == s.configPrint {
+		return
+	}
+	s.configPrint = print
+	cfg, err := config.Load(s.opts.ConfigFile)
+	if err == nil && s.opts.Overrides != nil {
+		err = s.opts.Overrides(&cfg)
+	}
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		s.log.Error("configuration reload rejected: the configuration in force stays", "file", s.opts.ConfigFile, "err", err)
+		return
+	}
+	if !slices.Equal(cfg.Policies, s.cfg.Policies) {
+		s.cfg.Policies = cfg.Policies
+		s.policyPrint = [sha256.Size]byte{} // reload them on this tick
+	}
+	if cfg.LogLevel != s.cfg.LogLevel && s.opts.LogLevel != nil {
+		var l slog.Level
+		if l.UnmarshalText([]byte(cfg.LogLevel)) == nil {
+			s.opts.LogLevel.Set(l)
+			s.cfg.LogLevel = cfg.LogLevel
+		}
+	}
+	if changed := restartSettings(s.cfg, cfg); len(changed) > 0 {
+		s.log.Warn("configuration changed in settings that apply only after a restart", "settings", changed)
+	}
+	s.log.Info("configuration reloaded", "file", s.opts.ConfigFile)
+}
+
+// restartSettings names the settings that differ between the running
+// configuration and a reloaded one, other than those a reload applies.
+func restartSettings(running, next config.Config) []string {
+	next.Policies, next.LogLevel = running.Policies, running.LogLevel
+	var changed []string
+	rv, nv := reflect.ValueOf(running), reflect.ValueOf(next)
+	for i := 0; i < rv.NumField(); i++ {
+		if !reflect.DeepEqual(rv.Field(i).Interface(), nv.Field(i).Interface()) {
+			name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("yaml"), ",")
+			changed = append(changed, name)
+		}
+	}
+	return changed
 }
 
 // reloadIfChanged reloads the policies when the files' contents changed.

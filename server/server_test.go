@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -307,3 +308,97 @@ func grep(s, substr string) string {
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// The configuration file is watched: a new policies list and log level
+// apply at once, a setting that needs a restart is logged as such, and an
+// invalid file changes nothing.
+func TestServeReloadsConfig(t *testing.T) {
+	key, err := mint.NewKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(policies(key, `["/a"]`)), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(policies(key, `["/b"]`)), 0o644)
+	cfgFile := filepath.Join(dir, "idgate.yaml")
+	write := func(body string) {
+		tmp := cfgFile + ".tmp"
+		os.WriteFile(tmp, []byte(body), 0o644)
+		os.Rename(tmp, cfgFile)
+	}
+	base := "authz-listen: 127.0.0.1:0\nadmin-listen: 127.0.0.1:0\ntrusted-proxies: 1\naudit: audit.jsonl\n"
+	write(base + "policies: [a.yaml]\nlog-level: info\n")
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	level := new(slog.LevelVar)
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level}))
+	ready := make(chan map[string]net.Addr, 1)
+	s, err := New(cfg, Options{Logger: logger, LogLevel: level, ConfigFile: cfgFile, PollInterval: 20 * time.Millisecond,
+		Ready: func(a map[string]net.Addr) { ready <- a }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	addrs := <-ready
+	now := time.Now().Unix()
+	tok, _ := key.Sign(map[string]any{"iss": issuer, "sub": "alice", "iat": now, "exp": now + 600}, nil)
+	check := func(path string) int {
+		req, _ := http.NewRequest("GET", "http://"+addrs["authz-listen"].String()+"/forward-auth", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-Host", "example.com")
+		req.Header.Set("X-Forwarded-Uri", path)
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if check("/a") != 200 || check("/b") != 403 {
+		t.Fatalf("before reload: /a %d, /b %d; want 200, 403", check("/a"), check("/b"))
+	}
+	write(base + "policies: [b.yaml]\nlog-level: debug\nlisten: 127.0.0.1:0\nupstream: http://127.0.0.1:1\n")
+	waitFor(t, func() bool { return check("/b") == 200 })
+	if check("/a") != 403 {
+		t.Error("/a still allowed after the policies list changed")
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("log level = %v, want debug after reload", level.Level())
+	}
+	waitFor(t, func() bool {
+		return strings.Contains(logs.String(), "restart") && strings.Contains(logs.String(), "listen")
+	})
+
+	write("policies: [a.yaml]\nlog-level: shouting\n")
+	time.Sleep(200 * time.Millisecond)
+	if check("/b") != 200 || !strings.Contains(logs.String(), "configuration reload rejected") {
+		t.Errorf("an invalid config file changed the running configuration or was not logged:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -53,8 +52,15 @@ does not load (the message names the flag, file, line and field).`,
 				}
 				return usageErrorf("serve: %v", err)
 			}
-			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
-			s, err := server.New(cfg, server.Options{Logger: logger})
+			level := new(slog.LevelVar)
+			level.UnmarshalText([]byte(cfg.LogLevel))
+			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			s, err := server.New(cfg, server.Options{
+				Logger:     logger,
+				LogLevel:   level,
+				ConfigFile: configFile,
+				Overrides:  func(c *config.Config) error { return fl.apply(cmd.Flags(), c) },
+			})
 			if err != nil {
 				return usageErrorf("serve: %v", err)
 			}
@@ -170,11 +176,4 @@ func (f *serveFlags) apply(fs *pflag.FlagSet, cfg *config.Config) error {
 		return nil
 	})
 	return err
-}
-
-// newLogger returns the structured logger serve logs with.
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
