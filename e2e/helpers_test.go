@@ -12,24 +12,19 @@ import (
 	"testing"
 	"time"
 
-	securityv1beta1 "istio.io/api/security/v1beta1"
-
 	"github.com/idgate/idgate/engine"
-	"github.com/idgate/idgate/mint"
-	"github.com/idgate/idgate/policy"
+	"github.com/idgate/idgate/enginetest"
 	"github.com/idgate/idgate/request"
-	"github.com/idgate/idgate/token"
 )
 
 const issuer = "https://issuer.example"
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// fixture is an engine over testdata/policies.yaml whose keys are key's,
-// and a record of every decision it made, by request id.
+// fixture is an engine over testdata/policies.yaml whose jwtRules trust
+// its key, and a record of every decision it made, by request id.
 type fixture struct {
-	key *mint.Key
-	eng *engine.Engine
+	*enginetest.Fixture
 
 	mu        sync.Mutex
 	decisions map[string]decided
@@ -43,27 +38,12 @@ type decided struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	key, err := mint.NewKey("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
 	src, err := os.ReadFile("testdata/policies.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := policy.Parse("testdata/policies.yaml", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{key: key, decisions: map[string]decided{}}
-	keys := token.StaticKeys{key.PublicKey()}
-	f.eng, err = engine.New(docs, engine.Options{
-		Keys:     func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil },
-		Observer: f,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{decisions: map[string]decided{}}
+	f.Fixture = enginetest.New(t, string(src), engine.Options{Observer: f})
 	return f
 }
 
@@ -85,25 +65,7 @@ func (f *fixture) decision(id string) (decided, bool) {
 	return d, ok
 }
 
-// token signs a token the policies accept, with claims added, replaced
-// or (nil) removed.
-func (f *fixture) token(t testing.TB, claims map[string]any) string {
-	t.Helper()
-	now := time.Now().Unix()
-	c := map[string]any{"iss": issuer, "sub": "alice", "aud": "api://orders", "oid": "oid-alice", "iat": now, "exp": now + 3600}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	s, err := f.key.Sign(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func (f *fixture) token(t testing.TB, claims map[string]any) string { return f.Token(t, claims) }
 
 // echoed is what the upstream echo server saw of a request.
 type echoed struct {

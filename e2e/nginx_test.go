@@ -162,9 +162,9 @@ func startNginx(t *testing.T, upstream, idgate string) string {
 func TestNginx(t *testing.T) {
 	f := newFixture(t)
 	up := newUpstream(t)
-	authz := httptest.NewServer(forwardauth.Handler(f.eng, forwardauth.Options{
+	authz := httptest.NewServer(forwardauth.Handler(f.Engine, forwardauth.Options{
 		TrustedProxies: 1,
-		Next:           extauthz.HTTPHandler(f.eng, extauthz.Options{TrustedProxies: 1, Logger: discard}),
+		Next:           extauthz.HTTPHandler(f.Engine, extauthz.Options{TrustedProxies: 1, Logger: discard}),
 		Logger:         discard,
 	}))
 	t.Cleanup(authz.Close)

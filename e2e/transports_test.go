@@ -137,7 +137,7 @@ func TestSameDecisionEverywhere(t *testing.T) {
 func proxyTransport(t *testing.T, f *fixture) transport {
 	up := newUpstream(t)
 	u, _ := url.Parse(up.URL)
-	p, err := proxy.New(f.eng, u, proxy.Options{Logger: discard})
+	p, err := proxy.New(f.Engine, u, proxy.Options{Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func grpcTransport(t *testing.T, f *fixture) transport {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := extauthz.NewGRPCServer(f.eng, extauthz.Options{Logger: discard})
+	gs := extauthz.NewGRPCServer(f.Engine, extauthz.Options{Logger: discard})
 	go gs.Serve(ln)
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -208,7 +208,7 @@ func grpcTransport(t *testing.T, f *fixture) transport {
 // the original request under /envoy, with the address Envoy received it
 // from appended to X-Forwarded-For.
 func envoyHTTPTransport(t *testing.T, f *fixture) transport {
-	srv := httptest.NewServer(extauthz.HTTPHandler(f.eng, extauthz.Options{TrustedProxies: 1, Logger: discard}))
+	srv := httptest.NewServer(extauthz.HTTPHandler(f.Engine, extauthz.Options{TrustedProxies: 1, Logger: discard}))
 	t.Cleanup(srv.Close)
 	return transport{name: "envoy-http", frontend: "extauthz-http", send: func(t *testing.T, c call, id string) int {
 		path, query, _ := strings.Cut(c.target, "?")
@@ -228,7 +228,7 @@ func envoyHTTPTransport(t *testing.T, f *fixture) transport {
 // nginxTransport sends calls as the documented nginx auth_request
 // configuration does.
 func nginxTransport(t *testing.T, f *fixture) transport {
-	srv := httptest.NewServer(forwardauth.Handler(f.eng, forwardauth.Options{TrustedProxies: 1, Logger: discard}))
+	srv := httptest.NewServer(forwardauth.Handler(f.Engine, forwardauth.Options{TrustedProxies: 1, Logger: discard}))
 	t.Cleanup(srv.Close)
 	return transport{name: "nginx", frontend: "nginx", send: func(t *testing.T, c call, id string) int {
 		req, err := http.NewRequest(http.MethodGet, srv.URL+forwardauth.NginxPath, nil)
@@ -249,7 +249,7 @@ func nginxTransport(t *testing.T, f *fixture) transport {
 // forwardAuthTransport sends calls as Traefik's ForwardAuth and Caddy's
 // forward_auth do.
 func forwardAuthTransport(t *testing.T, f *fixture) transport {
-	srv := httptest.NewServer(forwardauth.Handler(f.eng, forwardauth.Options{TrustedProxies: 1, Logger: discard}))
+	srv := httptest.NewServer(forwardauth.Handler(f.Engine, forwardauth.Options{TrustedProxies: 1, Logger: discard}))
 	t.Cleanup(srv.Close)
 	return transport{name: "forward-auth", frontend: "forward-auth", send: func(t *testing.T, c call, id string) int {
 		req, err := http.NewRequest(http.MethodGet, srv.URL+forwardauth.ForwardAuthPath, nil)

@@ -13,7 +13,7 @@ import (
 // every time), in process.
 func BenchmarkCheck(b *testing.B) {
 	f := newFixture(b, engine.Options{})
-	s := NewServer(f.eng, Options{Logger: discard})
+	s := NewServer(f.Engine, Options{Logger: discard})
 	req := envoyCheck{path: "/api/orders?page=2", headers: map[string]string{"authorization": "Bearer " + f.token(b, nil)}}.request()
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -29,7 +29,7 @@ func BenchmarkCheck(b *testing.B) {
 // as Envoy calls it.
 func BenchmarkCheckGRPC(b *testing.B) {
 	f := newFixture(b, engine.Options{})
-	client := authv3.NewAuthorizationClient(startGRPC(b, f.eng, Options{Logger: discard}))
+	client := authv3.NewAuthorizationClient(startGRPC(b, f.Engine, Options{Logger: discard}))
 	req := envoyCheck{path: "/api/orders?page=2", headers: map[string]string{"authorization": "Bearer " + f.token(b, nil)}}.request()
 	ctx := context.Background()
 	b.ReportAllocs()

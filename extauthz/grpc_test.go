@@ -138,7 +138,7 @@ type grpcWant struct {
 
 func TestCheck(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	client := authv3.NewAuthorizationClient(startGRPC(t, f.eng, Options{TrustedProxies: 1, Logger: discard}))
+	client := authv3.NewAuthorizationClient(startGRPC(t, f.Engine, Options{TrustedProxies: 1, Logger: discard}))
 	valid := f.token(t, nil)
 	bearer := map[string]string{"authorization": "Bearer " + valid}
 	tests := []struct {
@@ -264,7 +264,7 @@ func assertCheck(t *testing.T, resp *authv3.CheckResponse, want grpcWant) {
 // share it.
 func TestCheckKeepsEnvoyRequestID(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	s := NewServer(f.eng, Options{Logger: discard})
+	s := NewServer(f.Engine, Options{Logger: discard})
 	for _, c := range []envoyCheck{{path: "/api"}, {path: "/mesh/x", source: "10.1.7.7:4000"}, {path: "/mesh/x", source: "10.1.7.7:4000", raw: true}, {path: "/a%00"}} {
 		path := c.path
 		c.headers = map[string]string{"x-request-id": "f81d4fae-7dec-11d0-a765-00a0c91e6bf6"}
@@ -289,7 +289,7 @@ func TestCheckKeepsEnvoyRequestID(t *testing.T) {
 // decided and is denied, as an answer.
 func TestCheckWithoutHTTP(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	s := NewServer(f.eng, Options{Logger: discard})
+	s := NewServer(f.Engine, Options{Logger: discard})
 	for name, req := range map[string]*authv3.CheckRequest{
 		"empty":     {},
 		"no http":   {Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{}}},
@@ -306,7 +306,7 @@ func TestCheckWithoutHTTP(t *testing.T) {
 // In dry-run mode denials are recorded and the request goes through.
 func TestCheckDryRun(t *testing.T) {
 	f := newFixture(t, engine.Options{DryRun: true})
-	s := NewServer(f.eng, Options{Logger: discard})
+	s := NewServer(f.Engine, Options{Logger: discard})
 	resp, err := s.Check(context.Background(), envoyCheck{path: "/admin"}.request())
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func TestCheckDryRun(t *testing.T) {
 // Envoy health checks.
 func TestHealth(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	hc := healthpb.NewHealthClient(startGRPC(t, f.eng, Options{Logger: discard}))
+	hc := healthpb.NewHealthClient(startGRPC(t, f.Engine, Options{Logger: discard}))
 	for _, svc := range []string{"", ServiceName} {
 		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
 		if err != nil {
@@ -334,7 +334,7 @@ func TestHealth(t *testing.T) {
 // being decoded; the server keeps serving.
 func TestMaxMessageBytes(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	client := authv3.NewAuthorizationClient(startGRPC(t, f.eng, Options{MaxMessageBytes: 64 << 10, Logger: discard}))
+	client := authv3.NewAuthorizationClient(startGRPC(t, f.Engine, Options{MaxMessageBytes: 64 << 10, Logger: discard}))
 	big := envoyCheck{path: "/api", headers: map[string]string{"x-big": strings.Repeat("a", 128<<10)}}
 	_, err := client.Check(context.Background(), big.request())
 	if status.Code(err) != codes.ResourceExhausted {
@@ -386,7 +386,7 @@ func TestRemovedParams(t *testing.T) {
 // from.
 func TestCheckWithoutSourceAddress(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	s := NewServer(f.eng, Options{TrustedProxies: 2, Logger: discard})
+	s := NewServer(f.Engine, Options{TrustedProxies: 2, Logger: discard})
 	req := envoyCheck{path: "/partner/x", headers: map[string]string{"x-forwarded-for": "203.0.113.7, 10.1.2.3"}}.request()
 	req.Attributes.Source.Address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/run/envoy.sock"}}}
 	a, err := checkAttributes(req, 2)

@@ -4,14 +4,9 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
-
-	securityv1beta1 "istio.io/api/security/v1beta1"
 
 	"github.com/idgate/idgate/engine"
-	"github.com/idgate/idgate/mint"
-	"github.com/idgate/idgate/policy"
-	"github.com/idgate/idgate/token"
+	"github.com/idgate/idgate/enginetest"
 )
 
 const issuer = "https://issuer.example"
@@ -65,48 +60,14 @@ spec:
     - operation: {paths: ["/admin"]}
 `
 
-type fixture struct {
-	key *mint.Key
-	eng *engine.Engine
+// fixture is the engine of the policies above, whose jwtRules trust its
+// key.
+type fixture struct{ *enginetest.Fixture }
+
+func newFixture(t testing.TB, opts engine.Options) fixture {
+	return fixture{enginetest.New(t, policies, opts)}
 }
 
-func newFixture(t testing.TB, opts engine.Options) *fixture {
-	t.Helper()
-	key, err := mint.NewKey("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := policy.Parse("test.yaml", []byte(policies))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := token.StaticKeys{key.PublicKey()}
-	opts.Keys = func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil }
-	eng, err := engine.New(docs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{key: key, eng: eng}
-}
-
-// token signs a token the policies accept, with claims added, replaced
-// or (nil) removed.
-func (f *fixture) token(t testing.TB, claims map[string]any) string {
-	t.Helper()
-	now := time.Now().Unix()
-	c := map[string]any{"iss": issuer, "sub": "alice", "aud": "api://orders", "oid": "oid-alice", "iat": now, "exp": now + 3600}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	s, err := f.key.Sign(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func (f fixture) token(t testing.TB, claims map[string]any) string { return f.Token(t, claims) }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))

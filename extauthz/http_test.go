@@ -65,7 +65,7 @@ func runHTTP(t *testing.T, base string, cases []httpCase) {
 // front of its path, with the headers allowed_headers lets through.
 func TestHTTPHandler(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	srv := httptest.NewServer(HTTPHandler(f.eng, Options{TrustedProxies: 1, Logger: discard}))
+	srv := httptest.NewServer(HTTPHandler(f.Engine, Options{TrustedProxies: 1, Logger: discard}))
 	t.Cleanup(srv.Close)
 	valid := f.token(t, nil)
 	envoy := func(kv ...string) map[string]string {
@@ -103,7 +103,7 @@ func TestHTTPHandler(t *testing.T) {
 // both are Envoy itself.
 func TestHTTPHandlerUntrusted(t *testing.T) {
 	f := newFixture(t, engine.Options{})
-	srv := httptest.NewServer(HTTPHandler(f.eng, Options{Logger: discard}))
+	srv := httptest.NewServer(HTTPHandler(f.Engine, Options{Logger: discard}))
 	t.Cleanup(srv.Close)
 	runHTTP(t, srv.URL, []httpCase{
 		{name: "X-Forwarded-For ignored", target: "/envoy/mesh/x", headers: map[string]string{"X-Forwarded-For": "10.1.2.3"}, status: 403},

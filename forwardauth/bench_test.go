@@ -12,7 +12,7 @@ import (
 // with a valid token (verified every time), in process.
 func BenchmarkNginx(b *testing.B) {
 	f := newFixture(b, policies, engine.Options{})
-	h := Handler(f.eng, Options{TrustedProxies: 1, Logger: discard})
+	h := Handler(f.Engine, Options{TrustedProxies: 1, Logger: discard})
 	req := newCheck(NginxPath, map[string]string{
 		"X-Original-Method": "GET", "X-Original-URI": "/api/orders?page=2", "X-Original-Host": "orders.example",
 		"X-Real-IP": "198.51.100.20", "Authorization": "Bearer " + f.token(b, nil),

@@ -52,7 +52,7 @@ func runCases(t *testing.T, base, path string, base0 map[string]string, cases []
 // headers; with one trusted proxy, X-Real-IP is the client.
 func TestNginx(t *testing.T) {
 	f := newFixture(t, policies, engine.Options{})
-	base := serve(t, Handler(f.eng, Options{TrustedProxies: 1, Logger: discard}))
+	base := serve(t, Handler(f.Engine, Options{TrustedProxies: 1, Logger: discard}))
 	valid := f.token(t, nil)
 	expired := f.token(t, map[string]any{"exp": 1})
 	orig := map[string]string{
@@ -108,7 +108,7 @@ func TestNginx(t *testing.T) {
 // Without X-Original-Host, nginx's Host header names the original host.
 func TestNginxHostFallback(t *testing.T) {
 	f := newFixture(t, policies, engine.Options{})
-	h := Handler(f.eng, Options{TrustedProxies: 1, Logger: discard})
+	h := Handler(f.Engine, Options{TrustedProxies: 1, Logger: discard})
 	for host, want := range map[string]int{"orders.example": 200, "evil.example": 403} {
 		req := newCheck(NginxPath, map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/public/x", "X-Real-IP": "198.51.100.20"})
 		req.Host = host
@@ -122,7 +122,7 @@ func TestNginxHostFallback(t *testing.T) {
 // client is the last X-Forwarded-For entry, which they append.
 func TestForwardAuth(t *testing.T) {
 	f := newFixture(t, policies, engine.Options{})
-	base := serve(t, Handler(f.eng, Options{TrustedProxies: 1, Logger: discard}))
+	base := serve(t, Handler(f.Engine, Options{TrustedProxies: 1, Logger: discard}))
 	valid := f.token(t, nil)
 	orig := map[string]string{
 		"X-Forwarded-Method": "GET",
@@ -160,7 +160,7 @@ func TestForwardAuth(t *testing.T) {
 // proxy meant cannot be known.
 func TestRepeatedHeader(t *testing.T) {
 	f := newFixture(t, policies, engine.Options{})
-	h := Handler(f.eng, Options{TrustedProxies: 1, Logger: discard})
+	h := Handler(f.Engine, Options{TrustedProxies: 1, Logger: discard})
 	req := newCheck(NginxPath, map[string]string{"X-Original-Method": "GET", "X-Original-Host": "orders.example", "X-Real-IP": "198.51.100.20"})
 	req.Header.Add("X-Original-URI", "/public/x")
 	req.Header.Add("X-Original-URI", "/admin")
@@ -190,7 +190,7 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base := serve(t, Handler(f.eng, Options{TrustedProxies: tt.trusted, Logger: discard}))
+			base := serve(t, Handler(f.Engine, Options{TrustedProxies: tt.trusted, Logger: discard}))
 			h := maps.Clone(check)
 			maps.Copy(h, tt.headers)
 			if resp, body := do(t, base, NginxPath, h); resp.StatusCode != tt.status {
@@ -208,11 +208,11 @@ func TestRouting(t *testing.T) {
 		got = r.RequestURI
 		w.WriteHeader(http.StatusTeapot)
 	})
-	h := Handler(f.eng, Options{Next: next, Logger: discard})
+	h := Handler(f.Engine, Options{Next: next, Logger: discard})
 	if rec := record(h, newCheck("/envoy//a/../b", nil)); rec.Code != http.StatusTeapot || got != "/envoy//a/../b" {
 		t.Errorf("Next got %q (status %d), want the target untouched", got, rec.Code)
 	}
-	h = Handler(f.eng, Options{Logger: discard})
+	h = Handler(f.Engine, Options{Logger: discard})
 	for _, p := range []string{"/envoy/x", "/nginx/", "/forward-auth/x", "/"} {
 		if rec := record(h, newCheck(p, nil)); rec.Code != http.StatusNotFound || rec.Header().Get("X-Request-Id") == "" {
 			t.Errorf("%s: status %d, want 404 with a request id", p, rec.Code)
@@ -223,7 +223,7 @@ func TestRouting(t *testing.T) {
 // In dry-run mode a denial is recorded and the request goes through.
 func TestDryRun(t *testing.T) {
 	f := newFixture(t, policies, engine.Options{DryRun: true})
-	h := Handler(f.eng, Options{TrustedProxies: 1, Logger: discard})
+	h := Handler(f.Engine, Options{TrustedProxies: 1, Logger: discard})
 	req := newCheck(NginxPath, map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/api", "X-Original-Host": "orders.example", "X-Real-IP": "198.51.100.20"})
 	if rec := record(h, req); rec.Code != http.StatusOK {
 		t.Errorf("status %d, want 200 in dry-run mode", rec.Code)

@@ -33,6 +33,9 @@ const (
 // forwards all carry the same id. The responses of this package echo it.
 func RequestID(r *http.Request) string {
 	id := request.RequestID(r.Header.Get(request.RequestIDHeader))
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
 	r.Header.Set(request.RequestIDHeader, id)
 	return id
 }

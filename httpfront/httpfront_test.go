@@ -14,15 +14,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	securityv1beta1 "istio.io/api/security/v1beta1"
 
 	"github.com/idgate/idgate/engine"
-	"github.com/idgate/idgate/mint"
-	"github.com/idgate/idgate/policy"
+	"github.com/idgate/idgate/enginetest"
 	"github.com/idgate/idgate/request"
-	"github.com/idgate/idgate/token"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -55,42 +50,13 @@ spec:
     - operation: {paths: ["/ext"]}
 `
 
-type fixture struct {
-	key *mint.Key
-	eng *engine.Engine
+type fixture struct{ *enginetest.Fixture }
+
+func newFixture(t *testing.T) fixture {
+	return fixture{enginetest.New(t, policies, engine.Options{})}
 }
 
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	key, err := mint.NewKey("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := policy.Parse("test.yaml", []byte(policies))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := token.StaticKeys{key.PublicKey()}
-	eng, err := engine.New(docs, engine.Options{Keys: func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{key: key, eng: eng}
-}
-
-func (f *fixture) token(t *testing.T, claims map[string]any) string {
-	t.Helper()
-	now := time.Now().Unix()
-	c := map[string]any{"iss": "https://issuer.example", "sub": "alice", "aud": "api://orders", "iat": now, "exp": now + 3600}
-	for k, v := range claims {
-		c[k] = v
-	}
-	s, err := f.key.Sign(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func (f fixture) token(t *testing.T, claims map[string]any) string { return f.Token(t, claims) }
 
 func attrs(path, query, tok string) *request.Attributes {
 	a := &request.Attributes{
@@ -159,7 +125,7 @@ func TestDeny(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := f.eng.Decide(context.Background(), tt.a)
+			d := f.Engine.Decide(context.Background(), tt.a)
 			if d.Allowed {
 				t.Fatalf("decision allows: %v", d)
 			}
