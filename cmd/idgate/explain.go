@@ -139,11 +139,11 @@ func runExplain(cmd *cobra.Command, f explainFlags) error {
 func ruleKeys(r *securityv1beta1.JWTRule) (token.KeySource, error) {
 	switch {
 	case r.GetJwks() != "":
-		return keyset.New(keyset.Config{JWKS: []byte(r.GetJwks())})
+		return keyset.New(keyset.Config{JWKS: []byte(r.GetJwks()), Logger: quietLogger()})
 	case r.GetJwksUri() != "":
-		return keyset.New(keyset.Config{JWKSURI: r.GetJwksUri()})
+		return keyset.New(keyset.Config{JWKSURI: r.GetJwksUri(), Logger: quietLogger()})
 	case r.GetIssuer() != "":
-		return keyset.New(keyset.Config{Issuer: r.GetIssuer(), Discovery: true})
+		return keyset.New(keyset.Config{Issuer: r.GetIssuer(), Discovery: true, Logger: quietLogger()})
 	}
 	return token.StaticKeys(nil), nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -83,4 +84,11 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 	)
 	return root
+}
+
+// quietLogger is the logger of the one-shot commands (verify, explain):
+// their results are their output, so only warnings and errors of the
+// parts they use (key fetches) reach stderr.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -147,6 +147,7 @@ func runVerify(ctx context.Context, o verifyOptions, arg string, stdin io.Reader
 
 // loadKeys makes a key set and fetches its keys.
 func loadKeys(ctx context.Context, cfg keyset.Config) (*keyset.Set, error) {
+	cfg.Logger = quietLogger()
 	set, err := keyset.New(cfg)
 	if err != nil {
 		return nil, usageErrorf("verify: %v", err)
