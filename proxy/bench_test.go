@@ -11,8 +11,14 @@ import (
 	"testing"
 	"time"
 
+	securityv1beta1 "istio.io/api/security/v1beta1"
+
 	"github.com/idgate/idgate/engine"
+	"github.com/idgate/idgate/enginetest"
+	"github.com/idgate/idgate/mint"
+	"github.com/idgate/idgate/policy"
 	"github.com/idgate/idgate/proxy"
+	"github.com/idgate/idgate/token"
 )
 
 // BenchmarkProxy compares a request through idgate — an RS256 token
@@ -26,13 +32,26 @@ func BenchmarkProxy(b *testing.B) {
 	defer upstream.Close()
 	u, _ := url.Parse(upstream.URL)
 
-	key := testKey()
-	now := time.Now().Unix()
-	tok, err := key.Sign(map[string]any{"iss": issuer, "sub": "alice", "tid": "tenant-1", "aud": "api://orders", "iat": now, "exp": now + 3600}, nil)
+	// An RS256 key, as Entra ID signs with.
+	key, err := mint.NewKey("RS256")
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := proxy.New(newEngine(b, key, engine.Options{}), u, proxy.Options{})
+	now := time.Now().Unix()
+	tok, err := key.Sign(map[string]any{"iss": enginetest.Issuer, "sub": "alice", "tid": "tenant-1", "aud": enginetest.Audience, "iat": now, "exp": now + 3600}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	docs, err := policy.Parse("policies.yaml", []byte(policies))
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := token.StaticKeys{key.PublicKey()}
+	eng, err := engine.New(docs, engine.Options{Keys: func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := proxy.New(eng, u, proxy.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +117,7 @@ func BenchmarkProxy(b *testing.B) {
 // upstream, no network.
 func BenchmarkDeny(b *testing.B) {
 	u, _ := url.Parse("http://127.0.0.1:1")
-	p, err := proxy.New(newEngine(b, testKey(), engine.Options{}), u, proxy.Options{})
+	p, err := proxy.New(enginetest.New(b, policies, engine.Options{}).Engine, u, proxy.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

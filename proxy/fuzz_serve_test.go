@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/idgate/idgate/engine"
-	"github.com/idgate/idgate/mint"
+	"github.com/idgate/idgate/enginetest"
 	"github.com/idgate/idgate/proxy"
 	"github.com/idgate/idgate/request"
 )
@@ -30,12 +30,7 @@ func FuzzServeHTTP(f *testing.F) {
 	}))
 	defer upstream.Close()
 	u, _ := url.Parse(upstream.URL)
-	// An ES256 key: each fuzzing process makes its own, quickly.
-	key, err := mint.NewKey("ES256")
-	if err != nil {
-		f.Fatal(err)
-	}
-	p, err := proxy.New(newEngine(f, key, engine.Options{}), u, proxy.Options{TrustedProxies: 1})
+	p, err := proxy.New(enginetest.New(f, policies, engine.Options{}).Engine, u, proxy.Options{TrustedProxies: 1})
 	if err != nil {
 		f.Fatal(err)
 	}

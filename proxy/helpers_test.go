@@ -23,21 +23,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	securityv1beta1 "istio.io/api/security/v1beta1"
-
 	"github.com/idgate/idgate/engine"
-	"github.com/idgate/idgate/mint"
-	"github.com/idgate/idgate/policy"
+	"github.com/idgate/idgate/enginetest"
 	"github.com/idgate/idgate/proxy"
-	"github.com/idgate/idgate/token"
 )
-
-const issuer = "https://issuer.example"
 
 // policies: a token is needed for the API and the websocket; /admin is for
 // root only; /public is open; /ip-only admits the peer 127.0.0.2 (ipBlocks,
@@ -94,8 +87,7 @@ type echo struct {
 // env is a proxy in front of a test upstream, both on loopback.
 type env struct {
 	t        *testing.T
-	key      *mint.Key
-	eng      *engine.Engine
+	fx       *enginetest.Fixture
 	upstream *httptest.Server
 	// hits counts requests the upstream received.
 	hits  atomic.Int64
@@ -120,35 +112,9 @@ type envOptions struct {
 	startUpstream func(*httptest.Server)
 }
 
-var testKey = sync.OnceValue(func() *mint.Key {
-	k, err := mint.NewKey("RS256")
-	if err != nil {
-		panic(err)
-	}
-	return k
-})
-
-// newEngine returns an engine for policies that trusts key; opts gives
-// the other engine options.
-func newEngine(t testing.TB, key *mint.Key, opts engine.Options) *engine.Engine {
-	t.Helper()
-	docs, err := policy.Parse("policies.yaml", []byte(policies))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := token.StaticKeys{key.PublicKey()}
-	opts.Keys = func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil }
-	eng, err := engine.New(docs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
-
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, key: testKey()}
-	e.eng = newEngine(t, e.key, o.engine)
+	e := &env{t: t, fx: enginetest.New(t, policies, o.engine)}
 
 	e.upstream = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.hits.Add(1)
@@ -179,7 +145,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.proxy, err = proxy.New(e.eng, u, o.proxy)
+	e.proxy, err = proxy.New(e.fx.Engine, u, o.proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,19 +179,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-// token returns a token for alice with claims changed by over.
+// token returns a token for alice, of tenant-1, with claims changed by
+// over.
 func (e *env) token(over map[string]any) string {
 	e.t.Helper()
-	now := time.Now().Unix()
-	c := map[string]any{"iss": issuer, "sub": "alice", "tid": "tenant-1", "aud": "api://orders", "iat": now, "exp": now + 3600}
+	c := map[string]any{"tid": "tenant-1"}
 	for k, v := range over {
 		c[k] = v
 	}
-	s, err := e.key.Sign(c, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
+	return e.fx.Token(e.t, c)
 }
 
 // client returns an HTTP/1.1 client of the proxy; its connections are

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idgate/idgate/audit"
 	"github.com/idgate/idgate/engine"
+	"github.com/idgate/idgate/enginetest"
 	"github.com/idgate/idgate/proxy"
 )
 
@@ -243,7 +244,7 @@ func TestRewriteHostAndUpstreamPath(t *testing.T) {
 }
 
 func TestNewRejectsBadUpstreams(t *testing.T) {
-	eng := newEngine(t, testKey(), engine.Options{})
+	eng := enginetest.New(t, policies, engine.Options{}).Engine
 	tests := []struct {
 		upstream string
 		opts     proxy.Options
