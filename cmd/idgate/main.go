@@ -82,6 +82,9 @@ func newRootCmd() *cobra.Command {
 		newCheckCmd(),
 		newExplainCmd(),
 		newServeCmd(),
+		newDevCmd(),
+		newIDPCmd(),
+		newTokenCmd(),
 	)
 	return root
 }
