@@ -44,6 +44,9 @@ type Options struct {
 	// Entra template with token.TenantPlaceholder (an idgate extension);
 	// empty allows any tenant. Rules with exact issuers are not affected.
 	AllowedTenants []string
+	// Cache, if set, remembers the tokens the rules verified (see
+	// token.Cache), so that a token sent again is not verified again.
+	Cache *token.Cache
 }
 
 // An Authenticator applies the jwtRules of a set of RequestAuthentication
@@ -199,6 +202,7 @@ func compileRule(spec *securityv1beta1.JWTRule, opts Options) (*rule, []Location
 		Keys:      keys,
 		Skew:      opts.Skew,
 		Now:       opts.Now,
+		Cache:     opts.Cache,
 	}
 	if iss := spec.GetIssuer(); iss != "" {
 		cfg.Issuers = []string{iss}
@@ -247,7 +251,7 @@ func (a *Authenticator) Rules() []Rule {
 // is rejected with MultipleTokens (401), since its identity would be
 // ambiguous.
 func (a *Authenticator) Authenticate(ctx context.Context, req *request.Attributes) Result {
-	res := Result{Status: http.StatusOK, Changes: Changes{RemoveHeaders: slices.Clone(a.outputHeaders)}}
+	res := Result{Status: http.StatusOK, Changes: Changes{RemoveHeaders: withSpoofedCopies(slices.Clone(a.outputHeaders), req.Header, a.outputHeaders)}}
 	if len(a.rules) == 0 {
 		return res
 	}
@@ -433,6 +437,14 @@ func (s *session) check(ctx context.Context, ri, i int) status {
 }
 
 func (s *session) verify(ctx context.Context, r *rule, i int) status {
+	// A token the rule verified before is answered from the cache, as a
+	// fresh verification would answer it; it parsed, and its issuer
+	// routes to the rule, or the rule would not have accepted it.
+	if t, hit := r.verifier.Cached(ctx, s.found[i].raw); hit {
+		s.describe(i, t.Issuer, t.Audience)
+		s.per[i].verified = t
+		return status{kind: ok}
+	}
 	p, err := s.parse(i)
 	if err != nil {
 		return status{kind: failed, err: err}
@@ -478,13 +490,19 @@ func (s *session) parse(i int) (*token.Parsed, *token.Error) {
 		return nil, st.parseErr
 	}
 	st.parsed = p
+	s.describe(i, p.Unverified.Issuer, p.Unverified.Audience)
+	return p, nil
+}
+
+// describe records what found token i (and its repeats) claims, for
+// explanations.
+func (s *session) describe(i int, iss string, aud []string) {
 	for j := range s.found {
 		if s.per[j].same == i {
-			s.tokens[j].UnverifiedIssuer = p.Unverified.Issuer
-			s.tokens[j].UnverifiedAudiences = p.Unverified.Audience
+			s.tokens[j].UnverifiedIssuer = iss
+			s.tokens[j].UnverifiedAudiences = aud
 		}
 	}
-	return p, nil
 }
 
 // asTokenError returns err as a *token.Error. Verification only returns

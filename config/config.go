@@ -118,6 +118,10 @@ type Keys struct {
 	ClockSkew Duration `yaml:"clock-skew"`
 	// AllowedTenants restricts Entra multi-tenant ({tenantid}) issuers.
 	AllowedTenants []string `yaml:"allowed-tenants"`
+	// TokenCacheSize is how many verified tokens are remembered, so that
+	// a token sent again is not verified again (default 100000; 0
+	// turns the cache off). The cache also stays within 64 MiB.
+	TokenCacheSize int `yaml:"token-cache-size"`
 }
 
 // Duration is a time.Duration written as "5s", "20m", "1h30m".
@@ -163,6 +167,7 @@ func Defaults() Config {
 			FetchTimeout:       Duration(5 * time.Second),
 			MaxStale:           Duration(24 * time.Hour),
 			ClockSkew:          Duration(60 * time.Second),
+			TokenCacheSize:     100_000,
 		},
 	}
 }
@@ -413,6 +418,9 @@ func (c *Config) validate() error {
 	}
 	if c.Keys.ClockSkew.D() > 10*time.Minute {
 		return bad("keys.clock-skew", "%s is too long (at most 10m)", c.Keys.ClockSkew.D())
+	}
+	if n := c.Keys.TokenCacheSize; n < 0 || n > 10_000_000 {
+		return bad("keys.token-cache-size", "%d is out of range (0 turns the cache off; at most 10000000)", n)
 	}
 	return nil
 }

@@ -43,6 +43,10 @@ type Options struct {
 	Skew time.Duration
 	// AllowedTenants restricts Entra multi-tenant issuers.
 	AllowedTenants []string
+	// TokenCache, if set, remembers verified tokens so that a token sent
+	// again is not verified again (token.Cache). Reload clears it: new
+	// policies verify every token afresh.
+	TokenCache *token.Cache
 
 	// DryRun is idgate's global dry-run mode (--dry-run): every request
 	// is decided and recorded as usual, and no decision is enforced
@@ -100,6 +104,7 @@ func (e *Engine) reload(docs []*policy.Document) error {
 		Now:            e.opts.Now,
 		Skew:           e.opts.Skew,
 		AllowedTenants: e.opts.AllowedTenants,
+		Cache:          e.opts.TokenCache,
 	})
 	if err != nil {
 		return fmt.Errorf("compile RequestAuthentication policies: %w", err)
@@ -109,6 +114,10 @@ func (e *Engine) reload(docs []*policy.Document) error {
 		return fmt.Errorf("compile AuthorizationPolicies: %w", err)
 	}
 	e.current.Store(&compiled{docs: docs, authn: an, authz: az, firstAllow: firstAllow(docs)})
+	if c := e.opts.TokenCache; c != nil {
+		// The old rules' entries can no longer be hit; free them.
+		c.Clear()
+	}
 	return nil
 }
 

@@ -58,6 +58,9 @@ func checkAttributes(req *authv3.CheckRequest, trusted int) (*request.Attributes
 	if method == "" {
 		return nil, fmt.Errorf("%w: no method", errCheckRequest)
 	}
+	if err := request.CheckMethod(method); err != nil {
+		return nil, err
+	}
 	target := h.GetPath()
 	if target == "" {
 		target = h.GetHeaders()[":path"]

@@ -42,7 +42,8 @@ func FuzzCheckAttributes(f *testing.F) {
 		a, err := checkAttributes(req, int(trusted))
 		if err != nil {
 			var pe *request.PathError
-			if !errors.Is(err, errCheckRequest) && !errors.As(err, &pe) {
+			var me *request.MethodError
+			if !errors.Is(err, errCheckRequest) && !errors.As(err, &pe) && !errors.As(err, &me) {
 				t.Fatalf("untyped error %T: %v", err, err)
 			}
 			return

@@ -105,7 +105,7 @@ func (s *Server) refuse(err error, id string) *authv3.CheckResponse {
 		return denial(rec.status, InvalidRequest, id, rec)
 	}
 	httpfront.BadRequest(rec, err, id)
-	return denial(rec.status, httpfront.InvalidPath, id, rec)
+	return denial(rec.status, httpfront.BadRequestReason(err), id, rec)
 }
 
 // allowed is the answer for a request the engine lets through: the

@@ -58,7 +58,7 @@ var forwardAuth = dialect{
 		if pe, ok := errors.AsType[*request.PathError](err); ok {
 			return pe.Status()
 		}
-		return http.StatusBadRequest
+		return http.StatusBadRequest // a *request.MethodError included
 	},
 }
 
@@ -77,6 +77,9 @@ func (d *dialect) attributes(r *http.Request, trusted int) (*request.Attributes,
 	}
 	if !isToken(method) {
 		return nil, fmt.Errorf("%w: %s %q is not an HTTP method", errCheckRequest, d.method, cut(method))
+	}
+	if err := request.CheckMethod(method); err != nil {
+		return nil, err
 	}
 	target, err := single(r.Header, d.uri, true)
 	if err != nil {

@@ -85,7 +85,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := httpfront.RequestID(r)
 	a, err := d.attributes(r, h.opts.TrustedProxies)
 	if err != nil {
-		reason := httpfront.InvalidPath
+		reason := httpfront.BadRequestReason(err)
 		if errors.Is(err, errCheckRequest) {
 			reason = InvalidRequest
 			h.opts.Logger.Warn("check request refused: the proxy does not describe the request as idgate expects", "endpoint", r.URL.Path, "request_id", id, "err", err)

@@ -50,7 +50,8 @@ func FuzzForwardAuthAttributes(f *testing.F) {
 		a, err := d.attributes(r, int(trusted))
 		if err != nil {
 			var pe *request.PathError
-			if !errors.Is(err, errCheckRequest) && !errors.As(err, &pe) {
+			var me *request.MethodError
+			if !errors.Is(err, errCheckRequest) && !errors.As(err, &pe) && !errors.As(err, &me) {
 				t.Fatalf("untyped error %T: %v", err, err)
 			}
 			if st := d.rejectStatus(err); st < 400 || st > 499 {

@@ -20,6 +20,9 @@ const (
 	// InvalidPath: the request target cannot be authorized (see
 	// request.PathError); the request is never forwarded.
 	InvalidPath = "invalid_path"
+	// InvalidMethod: the request method cannot be authorized (see
+	// request.MethodError); the request is never forwarded.
+	InvalidMethod = "invalid_method"
 	// UpstreamUnavailable: the upstream could not be reached or broke
 	// the exchange (502).
 	UpstreamUnavailable = "upstream_unavailable"
@@ -86,14 +89,24 @@ func Deny(w http.ResponseWriter, a *request.Attributes, d engine.Decision) {
 
 // BadRequest writes the response for a request whose attributes could not
 // be built: the status of a *request.PathError (400, or 404 for a target
-// not in origin form, as Envoy answers), 400 for any other error. The
-// request must not be decided or forwarded.
+// not in origin form, as Envoy answers), 400 for any other error, with
+// BadRequestReason. The request must not be decided or forwarded.
 func BadRequest(w http.ResponseWriter, err error, requestID string) {
 	status := http.StatusBadRequest
 	if pe, ok := errors.AsType[*request.PathError](err); ok {
 		status = pe.Status()
 	}
-	Error(w, status, InvalidPath, requestID)
+	Error(w, status, BadRequestReason(err), requestID)
+}
+
+// BadRequestReason is the reason code of a request whose attributes could
+// not be built: InvalidMethod for a *request.MethodError, else
+// InvalidPath.
+func BadRequestReason(err error) string {
+	if _, ok := errors.AsType[*request.MethodError](err); ok {
+		return InvalidMethod
+	}
+	return InvalidPath
 }
 
 // Realm returns the URL of the request a describes, without its query

@@ -22,6 +22,7 @@ import (
 	"github.com/idgate/idgate/engine"
 	"github.com/idgate/idgate/keyset"
 	"github.com/idgate/idgate/request"
+	"github.com/idgate/idgate/token"
 )
 
 // DurationBuckets are the upper bounds, in seconds, of the decision
@@ -40,10 +41,11 @@ type Metrics struct {
 	lastReload prometheus.Gauge
 	now        func() time.Time
 
-	mu     sync.Mutex
-	audit  func() audit.Stats
-	keys   func() []keyset.Status
-	scrape *scraped
+	mu         sync.Mutex
+	audit      func() audit.Stats
+	keys       func() []keyset.Status
+	tokenCache func() token.CacheStats
+	scrape     *scraped
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -78,7 +80,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.reloads.WithLabelValues(success)
 	m.reloads.WithLabelValues(failure)
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.duration, m.reloads, m.lastReload, m.scrape)
+		reg.MustRegister(m.decisions, m.duration, m.reloads, m.lastReload, m.scrape, cacheCollector{m})
 	}
 	return m
 }

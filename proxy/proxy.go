@@ -165,6 +165,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := httpfront.RequestID(r)
 	a, err := request.FromHTTP(r, p.opts.TrustedProxies)
 	if err != nil {
+		closeIfBodyUnread(w, r)
 		httpfront.BadRequest(w, err, id)
 		return
 	}
@@ -172,9 +173,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	d := p.eng.Decide(ctx, a)
 	if d.Blocks() {
+		closeIfBodyUnread(w, r)
 		httpfront.Deny(w, a, d)
 		return
 	}
+	stripH2CUpgrade(r.Header)
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, &forward{attrs: a, decision: &d})))
 }
 

@@ -91,9 +91,13 @@ func AddrPort(s string) (netip.Addr, int) {
 // normalized as Istio does, source.ip from the connection, remote.ip per
 // trusted proxies, destination from the local address. An absolute-form
 // target ("http://host/p") is reduced to its path, and its authority
-// replaces Host (RFC 9112 §3.2.2). The error is a *PathError: answer its
-// Status() (400 or 404) and never forward the request.
+// replaces Host (RFC 9112 §3.2.2). The error is a *PathError or, for a
+// method with a lower-case letter, a *MethodError: answer its Status()
+// (400 or 404) and never forward the request.
 func FromHTTP(r *http.Request, trustedProxies int) (*Attributes, error) {
+	if err := CheckMethod(r.Method); err != nil {
+		return nil, err
+	}
 	target := r.RequestURI
 	host := r.Host
 	if rest, ok := cutScheme(target); ok {

@@ -148,7 +148,13 @@ func newServer(cfg config.Config, opts Options) (*Server, error) {
 	if opts.ConfigFile != "" {
 		s.configPrint = fingerprint([]string{opts.ConfigFile})
 	}
+	var cache *token.Cache
+	if n := cfg.Keys.TokenCacheSize; n > 0 {
+		cache = token.NewCache(token.CacheConfig{MaxEntries: n})
+		s.metrics.ObserveTokenCache(cache.Stats)
+	}
 	s.engine, err = engine.New(docs, engine.Options{
+		TokenCache:     cache,
 		Keys:           s.ruleKeys,
 		Skew:           cfg.Keys.ClockSkew.D(),
 		AllowedTenants: cfg.Keys.AllowedTenants,

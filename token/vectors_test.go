@@ -136,7 +136,7 @@ func verifyJWS(ctx context.Context, v *Verifier, raw string) error {
 	if p.alg = lookupAlgorithm(p.Unverified.Algorithm); p.alg == nil {
 		return &Error{Code: UnsupportedAlg, Detail: unsupportedAlgDetail(p.Unverified.Algorithm)}
 	}
-	if e := v.checkSignature(ctx, p); e != nil {
+	if _, _, e := v.checkSignature(ctx, p); e != nil {
 		return e
 	}
 	return nil

@@ -33,6 +33,10 @@ type Config struct {
 	Skew time.Duration
 	// Now returns the time tokens are checked at; nil means time.Now.
 	Now func() time.Time
+	// Cache, if set, remembers the tokens this Verifier accepts, so that
+	// a token seen again is not verified again; see Cache. Nil means
+	// every token is verified in full.
+	Cache *Cache
 }
 
 // A Verifier checks tokens against one Config. It is safe for concurrent
@@ -43,6 +47,7 @@ type Verifier struct {
 	keys      KeySource
 	skew      int64 // seconds, ≥ 0
 	now       func() time.Time
+	cache     *Cache
 }
 
 // NewVerifier returns a Verifier for cfg, or an error if cfg is unusable.
@@ -62,6 +67,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		audiences: newAudienceSet(cfg.Audiences),
 		keys:      cfg.Keys,
 		now:       cfg.Now,
+		cache:     cfg.Cache,
 	}
 	switch {
 	case cfg.Skew == 0:
@@ -79,7 +85,13 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // times and audience. It returns the verified token, or an *Error whose
 // Code is the first failed check in the order the Code constants list.
 // An Error with a non-nil Err means the key source failed.
+//
+// With a Cache, the returned Token may be shared with other callers:
+// treat it as read-only.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
+	if t, ok := v.Cached(ctx, raw); ok {
+		return t, nil
+	}
 	p, err := Parse(raw)
 	if err != nil {
 		return nil, err
@@ -88,12 +100,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 }
 
 // VerifyParsed verifies a token Parse returned, as Verify does, without
-// parsing it again.
+// parsing it again. With a Cache, a token it accepts is remembered.
 func (v *Verifier) VerifyParsed(ctx context.Context, p *Parsed) (*Token, error) {
 	if p == nil || p.alg == nil {
 		return nil, errorf(Malformed, "not a token that Parse returned")
 	}
-	err := v.checkSignature(ctx, p)
+	keys, k, err := v.checkSignature(ctx, p)
 	if err == nil {
 		err = v.checkClaims(p)
 	}
@@ -104,34 +116,41 @@ func (v *Verifier) VerifyParsed(ctx context.Context, p *Parsed) (*Token, error) 
 		return nil, err
 	}
 	t := p.Unverified
+	if v.cache != nil {
+		v.cache.add(v, p, &t, keys, k)
+	}
 	return &t, nil
 }
 
 // checkSignature finds the keys the token may be verified with and
-// verifies the signature, refreshing the keys once if none matches.
-func (v *Verifier) checkSignature(ctx context.Context, p *Parsed) *Error {
+// verifies the signature, refreshing the keys once if none matches. It
+// returns the key set used and the index in it of the key that verified
+// the signature.
+func (v *Verifier) checkSignature(ctx context.Context, p *Parsed) ([]Key, int, *Error) {
 	keys, err := v.keys.Keys(ctx)
 	if err != nil {
-		return &Error{Code: UnknownKID, Detail: "no keys to verify with: " + oneLine(err.Error()), Err: err}
+		return nil, -1, &Error{Code: UnknownKID, Detail: "no keys to verify with: " + oneLine(err.Error()), Err: err}
 	}
-	e := v.verifySignature(keys, p)
+	k, e := v.verifySignature(keys, p)
 	if e == nil || e.Code != UnknownKID {
-		return e
+		return keys, k, e
 	}
 	keys, err = v.keys.Refresh(ctx)
 	if err != nil {
 		e.Detail += "; refreshing the keys failed: " + oneLine(err.Error())
 		e.Err = err
-		return e
+		return nil, -1, e
 	}
-	return v.verifySignature(keys, p)
+	k, e = v.verifySignature(keys, p)
+	return keys, k, e
 }
 
 // verifySignature checks the signature with the candidate keys: with a
 // kid, the keys with that kid and those without one; without a kid, every
 // key of the algorithm's type. The token is good if any candidate that
-// allows its alg verifies it and was published for its issuer.
-func (v *Verifier) verifySignature(keys []Key, p *Parsed) *Error {
+// allows its alg verifies it and was published for its issuer; its index
+// in keys is returned.
+func (v *Verifier) verifySignature(keys []Key, p *Parsed) (int, *Error) {
 	t, alg := &p.Unverified, p.alg
 	var (
 		matched, allowed int
@@ -169,19 +188,19 @@ func (v *Verifier) verifySignature(keys []Key, p *Parsed) *Error {
 			}
 			continue
 		}
-		return nil
+		return i, nil
 	}
 	switch {
 	case matched == 0:
-		return &Error{Code: UnknownKID, Detail: unknownKeyDetail(keys, p)}
+		return -1, &Error{Code: UnknownKID, Detail: unknownKeyDetail(keys, p)}
 	case allowed == 0:
-		return &Error{Code: AlgNotAllowed, Detail: refused}
+		return -1, &Error{Code: AlgNotAllowed, Detail: refused}
 	case otherIssuer != nil:
-		return &Error{Code: WrongIssuer, Detail: keyIssuerDetail(otherIssuer, t)}
+		return -1, &Error{Code: WrongIssuer, Detail: keyIssuerDetail(otherIssuer, t)}
 	case allowed == 1:
-		return errorf(BadSignature, "signature does not verify with key %s: %v", sigKey, sigErr)
+		return -1, errorf(BadSignature, "signature does not verify with key %s: %v", sigKey, sigErr)
 	default:
-		return errorf(BadSignature, "signature verifies with none of the %d keys that allow %s (key %s: %v)",
+		return -1, errorf(BadSignature, "signature verifies with none of the %d keys that allow %s (key %s: %v)",
 			allowed, alg.name, sigKey, sigErr)
 	}
 }
@@ -192,15 +211,26 @@ func (v *Verifier) checkClaims(p *Parsed) *Error {
 	if !v.issuers.accepts(t.Issuer, t.TenantID) {
 		return &Error{Code: WrongIssuer, Detail: v.issuers.rejection(t)}
 	}
+	if err := v.checkTimes(p.exp, p.nbf, p.iat); err != nil {
+		return err
+	}
+	if !v.audiences.accepts(t.Audience) {
+		return &Error{Code: WrongAudience, Detail: v.audiences.rejection(t)}
+	}
+	return nil
+}
+
+// checkTimes checks exp, nbf and iat against the current time.
+func (v *Verifier) checkTimes(exp, nbf, iat date) *Error {
 	now := v.now().Unix()
-	if p.exp.set && p.exp.sec <= math.MaxInt64-v.skew && now > p.exp.sec+v.skew {
+	if v.expired(exp, now) {
 		return errorf(Expired, "token expired at %s (exp %d), %s ago; now is %s, allowed skew %ds",
-			formatDate(p.exp.sec), p.exp.sec, formatSeconds(now-p.exp.sec), formatDate(now), v.skew)
+			formatDate(exp.sec), exp.sec, formatSeconds(now-exp.sec), formatDate(now), v.skew)
 	}
 	for _, d := range []struct {
 		name string
 		date
-	}{{"nbf", p.nbf}, {"iat", p.iat}} {
+	}{{"nbf", nbf}, {"iat", iat}} {
 		if d.set && now <= math.MaxInt64-v.skew && now+v.skew < d.sec {
 			what := "is not valid before"
 			if d.name == "iat" {
@@ -210,10 +240,13 @@ func (v *Verifier) checkClaims(p *Parsed) *Error {
 				what, formatDate(d.sec), d.name, d.sec, formatSeconds(d.sec-now), formatDate(now), v.skew)
 		}
 	}
-	if !v.audiences.accepts(t.Audience) {
-		return &Error{Code: WrongAudience, Detail: v.audiences.rejection(t)}
-	}
 	return nil
+}
+
+// expired reports whether a token with this exp claim has expired at now,
+// allowing for the skew.
+func (v *Verifier) expired(exp date, now int64) bool {
+	return exp.set && exp.sec <= math.MaxInt64-v.skew && now > exp.sec+v.skew
 }
 
 // keyName names the i-th key of a set for a message.

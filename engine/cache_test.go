@@ -1,0 +1,67 @@
+package engine_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/idgate/idgate/engine"
+	"github.com/idgate/idgate/enginetest"
+	"github.com/idgate/idgate/policy"
+	"github.com/idgate/idgate/request"
+	"github.com/idgate/idgate/token"
+)
+
+const ordersRA = `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: shop}
+spec:
+  jwtRules:
+  - issuer: https://issuer.example
+    audiences: [api://orders]
+`
+
+// A cached token is decided as a fresh one would be, and a policy reload
+// stops the old rules' verdicts from being reused.
+func TestTokenCacheAcrossReload(t *testing.T) {
+	cache := token.NewCache(token.CacheConfig{})
+	f := enginetest.New(t, ordersRA, engine.Options{TokenCache: cache})
+	raw := f.Token(t, nil)
+	a := &request.Attributes{Method: "GET", Path: "/", Header: http.Header{"Authorization": {"Bearer " + raw}}}
+	decide := func() engine.Decision { return f.Engine.Decide(context.Background(), a) }
+
+	first, second := decide(), decide()
+	if first.Identity == nil || second.Identity == nil || second.Identity.Principal != first.Identity.Principal {
+		t.Fatalf("cached decision differs: %v / %v", first, second)
+	}
+	if st := cache.Stats(); st.Hits != 1 || st.Entries != 1 {
+		t.Fatalf("cache %+v, want one hit and one entry", st)
+	}
+	if got := second.Authn.Tokens[0].UnverifiedIssuer; got != enginetest.Issuer {
+		t.Fatalf("a cache hit lost the explanation: token issuer %q", got)
+	}
+
+	// The audience the token has is no longer accepted.
+	docs, err := policy.Parse("new.yaml", []byte(`
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: shop}
+spec:
+  jwtRules:
+  - issuer: https://issuer.example
+    audiences: [api://billing]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Engine.Reload(docs); err != nil {
+		t.Fatal(err)
+	}
+	if st := cache.Stats(); st.Entries != 0 {
+		t.Fatalf("reload kept %d entries", st.Entries)
+	}
+	if d := decide(); d.Status != http.StatusForbidden || d.Reason != string(token.WrongAudience) {
+		t.Fatalf("after reload: %d %s, want 403 wrong_audience", d.Status, d.Reason)
+	}
+}
