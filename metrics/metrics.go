@@ -38,6 +38,7 @@ type Metrics struct {
 	decisions  *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
+	configs    *prometheus.CounterVec
 	lastReload prometheus.Gauge
 	now        func() time.Time
 
@@ -68,6 +69,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "idgate_policy_reloads_total",
 			Help: "Attempts to load a set of policies, the first included, by result (success or failure).",
 		}, []string{"result"}),
+		configs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idgate_config_reloads_total",
+			Help: "Attempts to apply a changed configuration file, by result (success or failure).",
+		}, []string{"result"}),
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "idgate_policy_last_reload_success_timestamp_seconds",
 			Help: "When a set of policies was last put in force, in seconds since the Unix epoch.",
@@ -79,8 +84,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	// failures work before the first failure.
 	m.reloads.WithLabelValues(success)
 	m.reloads.WithLabelValues(failure)
+	m.configs.WithLabelValues(success)
+	m.configs.WithLabelValues(failure)
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.duration, m.reloads, m.lastReload, m.scrape, cacheCollector{m})
+		reg.MustRegister(m.decisions, m.duration, m.reloads, m.configs, m.lastReload, m.scrape, cacheCollector{m})
 	}
 	return m
 }
@@ -115,6 +122,15 @@ func (m *Metrics) Reloaded(err error) {
 	}
 	m.reloads.WithLabelValues(success).Inc()
 	m.lastReload.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// ConfigReloaded counts an attempt to apply a changed configuration file.
+func (m *Metrics) ConfigReloaded(err error) {
+	if err != nil {
+		m.configs.WithLabelValues(failure).Inc()
+		return
+	}
+	m.configs.WithLabelValues(success).Inc()
 }
 
 // ObserveAudit makes the audit metrics report stats, typically an

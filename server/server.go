@@ -479,6 +479,7 @@ func (s *Server) reloadConfigIfChanged() {
 	if err == nil {
 		err = cfg.Validate()
 	}
+	s.metrics.ConfigReloaded(err)
 	if err != nil {
 		s.log.Error("configuration reload rejected: the configuration in force stays", "file", s.opts.ConfigFile, "err", err)
 		return

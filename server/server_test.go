@@ -383,6 +383,17 @@ func TestServeReloadsConfig(t *testing.T) {
 	if check("/b") != 200 || !strings.Contains(logs.String(), "configuration reload rejected") {
 		t.Errorf("an invalid config file changed the running configuration or was not logged:\n%s", logs.String())
 	}
+	resp, err := http.Get("http://" + addrs["admin-listen"].String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`idgate_config_reloads_total{result="success"} 1`, `idgate_config_reloads_total{result="failure"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grep(string(body), "idgate_config_reloads_total"))
+		}
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
