@@ -56,6 +56,19 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.CloseIdleConnections()
+	// The same with a verified-token cache, as idgate serve runs.
+	cachedEng, err := engine.New(docs, engine.Options{
+		Keys:       func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil },
+		TokenCache: token.NewCache(token.CacheConfig{}),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cached, err := proxy.New(cachedEng, u, proxy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cached.CloseIdleConnections()
 	bareTransport := &http.Transport{MaxIdleConnsPerHost: proxy.DefaultMaxIdleConnsPerHost}
 	defer bareTransport.CloseIdleConnections()
 	bare := &httputil.ReverseProxy{
@@ -69,7 +82,7 @@ func BenchmarkProxy(b *testing.B) {
 	for _, tt := range []struct {
 		name string
 		h    http.Handler
-	}{{"idgate", p}, {"bare", bare}} {
+	}{{"idgate", p}, {"idgate-cached", cached}, {"bare", bare}} {
 		srv, err := proxy.NewServer(tt.h, proxy.ServerOptions{})
 		if err != nil {
 			b.Fatal(err)
