@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/idgate/idgate/config"
 	"github.com/idgate/idgate/mint"
 )
 
@@ -155,4 +157,28 @@ func signedRaw(t *testing.T, g *gateway, payload string) string {
 		t.Fatal(err)
 	}
 	return input + "." + b64(sig)
+}
+
+// A token that was verified (and may be cached) stops passing the moment
+// it expires: a replay after its exp plus the skew gets 401.
+func TestAttackReplayAfterExpiry(t *testing.T) {
+	g := startGateway(t, gatewayOptions{config: func(c *config.Config) {
+		c.Keys.ClockSkew = config.Duration(time.Nanosecond)
+	}})
+	exp := time.Now().Add(1500 * time.Millisecond)
+	tok := g.token(map[string]any{"exp": exp.Unix()})
+	for i := range 3 {
+		if r := g.get("/api/orders", tok, ""); r.status != 200 && time.Now().Before(exp.Add(-500*time.Millisecond)) {
+			t.Fatalf("use %d before expiry: %d, want 200", i, r.status)
+		}
+	}
+	time.Sleep(time.Until(exp.Truncate(time.Second).Add(1100 * time.Millisecond)))
+	for i := range 3 {
+		if r := g.get("/api/orders", tok, fmt.Sprintf("replay-%d", i)); r.status != 401 {
+			t.Errorf("replay %d after expiry: %d, want 401", i, r.status)
+		}
+		if got := g.check("GET", "orders.example", "/api/orders", "127.0.0.1", map[string]string{"authorization": "Bearer " + tok}); got != 401 {
+			t.Errorf("ext_authz replay %d after expiry: %d, want 401", i, got)
+		}
+	}
 }
