@@ -248,17 +248,7 @@ func serveEcho(ctx context.Context, ln net.Listener, logger *slog.Logger) error 
 		w.Write(append(data, '\n'))
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("echo upstream: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-	return nil
+	return serveUntil(ctx, srv, ln, "echo upstream")
 }
 
 type devInfo struct {

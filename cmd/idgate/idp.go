@@ -112,17 +112,23 @@ func serveIDP(ctx context.Context, ln net.Listener, p *devidp.Provider, rotateEv
 	if rotateEvery > 0 {
 		go p.RotateEvery(ctx, rotateEvery)
 	}
+	return serveUntil(ctx, srv, ln, "identity provider")
+}
+
+// serveUntil serves srv on ln until ctx ends, then shuts it down, giving
+// in-flight requests a few seconds; name labels its errors.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, name string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("identity provider: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	case <-ctx.Done():
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("identity provider: shutdown: %w", err)
+		return fmt.Errorf("%s: shutdown: %w", name, err)
 	}
 	return nil
 }
