@@ -61,6 +61,16 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Keys configure how key sets are fetched and kept.
 	Keys Keys `yaml:"keys"`
+
+	// src is the file the configuration was read from, to place
+	// validation errors; nil for a configuration built in code.
+	src *source
+}
+
+// source is a configuration file and its YAML tree.
+type source struct {
+	file string
+	root *yaml.Node
 }
 
 // TLS is a certificate and key for a listener, reloaded when the files
@@ -183,11 +193,13 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
 	if e.Field != "" {
 		b.WriteString(e.Field + ": ")
 	}
@@ -215,7 +227,9 @@ func Load(path string) (Config, error) {
 }
 
 // Parse reads configuration from data over the defaults; file names it in
-// errors and anchors relative paths.
+// errors and anchors relative paths. A file may hold only some settings
+// (flags and the environment give the rest): call Validate once everything
+// is applied.
 func Parse(file string, data []byte) (Config, error) {
 	c := Defaults()
 	var doc yaml.Node
@@ -239,17 +253,7 @@ func Parse(file string, data []byte) (Config, error) {
 		return c, yamlError(file, err)
 	}
 	c.resolve(dirOf(file))
-	if err := c.validate(); err != nil {
-		var ce *Error
-		if errors.As(err, &ce) {
-			ce.File = file
-			ce.Line = lineOf(root, ce.Field)
-			if ce.Line == 0 && ce.Field == "upstream" {
-				ce.Line = lineOf(root, "listen") // the setting that needs it
-			}
-		}
-		return c, err
-	}
+	c.src = &source{file: file, root: root}
 	return c, nil
 }
 
@@ -336,8 +340,22 @@ func (c *Config) resolve(dir string) {
 }
 
 // Validate checks a complete configuration (file, flags and environment
-// applied). Its errors name the setting.
-func (c *Config) Validate() error { return c.validate() }
+// applied). Its errors are *Error naming the setting, and, when the
+// setting was written in the file, the file and line.
+func (c *Config) Validate() error {
+	err := c.validate()
+	var ce *Error
+	if errors.As(err, &ce) && c.src != nil {
+		line := lineOf(c.src.root, ce.Field)
+		if line == 0 && ce.Field == "upstream" {
+			line = lineOf(c.src.root, "listen") // the setting that needs it
+		}
+		if line > 0 {
+			ce.File, ce.Line = c.src.file, line
+		}
+	}
+	return err
+}
 
 func (c *Config) validate() error {
 	bad := func(field, format string, args ...any) error {

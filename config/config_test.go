@@ -41,7 +41,7 @@ func TestErrors(t *testing.T) {
 		{"wrong type", ok + "trusted-proxies: many\n", "idgate.yaml:3: cannot unmarshal"},
 		{"bad duration", ok + "timeouts:\n  upstream: 5 seconds\n", `idgate.yaml:4: "5 seconds" is not a duration`},
 		{"negative duration", ok + "timeouts: {idle: -1s}\n", `"-1s" is negative`},
-		{"no listener", "policies: [p.yaml]\n", "idgate.yaml: listen: no listener"},
+		{"no listener", "policies: [p.yaml]\n", "listen: no listener"},
 		{"listen without upstream", ok + "listen: 127.0.0.1:8080\n", "idgate.yaml:3: upstream: listen needs an upstream"},
 		{"bad upstream", ok + "listen: 127.0.0.1:8080\nupstream: ftp://x\n", `idgate.yaml:4: upstream: "ftp://x" is not an http:// or https:// URL`},
 		{"bad listen address", "policies: [p.yaml]\nauthz-listen: localhost\n", `idgate.yaml:2: authz-listen: "localhost" is not host:port`},
@@ -56,10 +56,29 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("idgate.yaml", []byte(tt.yaml))
+			c, err := Parse("idgate.yaml", []byte(tt.yaml))
+			if err == nil {
+				err = c.Validate()
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error = %v\nwant it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A file may hold only some settings; flags and the environment give the
+// rest, and only the whole is validated.
+func TestPartialFile(t *testing.T) {
+	c, err := Parse("idgate.yaml", []byte("keys:\n  token-cache-size: 0\n"))
+	if err != nil {
+		t.Fatalf("a partial file: %v", err)
+	}
+	if err := c.Validate(); err == nil {
+		t.Fatal("a configuration without policies or listeners validated")
+	}
+	c.Policies, c.AuthzListen = []string{"p.yaml"}, "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Errorf("after the flags: %v", err)
 	}
 }

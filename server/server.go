@@ -508,6 +508,9 @@ func restartSettings(running, next config.Config) []string {
 	var changed []string
 	rv, nv := reflect.ValueOf(running), reflect.ValueOf(next)
 	for i := 0; i < rv.NumField(); i++ {
+		if !rv.Type().Field(i).IsExported() {
+			continue // where the configuration was read from
+		}
 		if !reflect.DeepEqual(rv.Field(i).Interface(), nv.Field(i).Interface()) {
 			name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("yaml"), ",")
 			changed = append(changed, name)

@@ -47,7 +47,7 @@ does not load (the message names the flag, file, line and field).`,
 			}
 			if err := cfg.Validate(); err != nil {
 				var ce *config.Error
-				if errors.As(err, &ce) {
+				if errors.As(err, &ce) && ce.File == "" {
 					return usageErrorf("serve: --%s: %s", ce.Field, ce.Msg)
 				}
 				return usageErrorf("serve: %v", err)
