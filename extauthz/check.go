@@ -17,7 +17,7 @@ import (
 )
 
 // errCheckRequest is wrapped by the errors of checks that do not describe
-// an HTTP request; InvalidRequest is their reason code.
+// an HTTP request; httpfront.InvalidCheckRequest is their reason code.
 var errCheckRequest = errors.New("the check does not describe an HTTP request")
 
 // spiffePrefix starts the URI SAN of an Istio workload certificate.

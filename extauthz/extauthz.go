@@ -22,11 +22,6 @@ import (
 	"github.com/idgate/idgate/authn"
 )
 
-// InvalidRequest is the reason code of a check that does not describe an
-// HTTP request (no HTTP attributes, no method): nothing is decided and
-// the request is refused with 403.
-const InvalidRequest = "invalid_check_request"
-
 // externalAddressHeader is the header in which an Envoy at the edge
 // (use_remote_address: true, as on Istio gateways) passes the client
 // address it trusts: the result of its own xff_num_trusted_hops, which

@@ -101,8 +101,8 @@ func (s *Server) refuse(err error, id string) *authv3.CheckResponse {
 	rec := newRecorder()
 	if errors.Is(err, errCheckRequest) {
 		s.opts.Logger.Warn("ext_authz check refused", "request_id", id, "err", err)
-		httpfront.Error(rec, http.StatusForbidden, InvalidRequest, id)
-		return denial(rec.status, InvalidRequest, id, rec)
+		httpfront.Error(rec, http.StatusForbidden, httpfront.InvalidCheckRequest, id)
+		return denial(rec.status, httpfront.InvalidCheckRequest, id, rec)
 	}
 	httpfront.BadRequest(rec, err, id)
 	return denial(rec.status, httpfront.BadRequestReason(err), id, rec)

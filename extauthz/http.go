@@ -50,7 +50,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := httpfront.RequestID(r)
 	target, ok := strings.CutPrefix(r.RequestURI, HTTPPathPrefix)
 	if !ok || !strings.HasPrefix(target, "/") {
-		httpfront.Error(w, http.StatusNotFound, "not_found", id)
+		httpfront.Error(w, http.StatusNotFound, httpfront.NotFound, id)
 		return
 	}
 	a, err := h.attributes(r, target)

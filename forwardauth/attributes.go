@@ -64,7 +64,7 @@ var forwardAuth = dialect{
 
 // errCheckRequest is wrapped by the errors of check requests that do not
 // describe the original request (a required header missing, repeated or
-// malformed); InvalidRequest is their reason code.
+// malformed); httpfront.InvalidCheckRequest is their reason code.
 var errCheckRequest = errors.New("the check request does not describe the original request")
 
 // attributes returns the attributes of the original request the check

@@ -30,13 +30,6 @@ const (
 	ForwardAuthPath = "/forward-auth"
 )
 
-// InvalidRequest is the reason code of a check request that does not
-// describe the original request: a header the endpoint reads is missing,
-// repeated or malformed, which means the proxy is not configured as
-// docs/forward-auth.md says. Nothing is decided; /nginx answers 403,
-// /forward-auth 400.
-const InvalidRequest = "invalid_check_request"
-
 // Options configure Handler.
 type Options struct {
 	// TrustedProxies is --trusted-proxies: how many proxies, counting the
@@ -79,7 +72,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.opts.Next.ServeHTTP(w, r)
 			return
 		}
-		httpfront.Error(w, http.StatusNotFound, "not_found", httpfront.RequestID(r))
+		httpfront.Error(w, http.StatusNotFound, httpfront.NotFound, httpfront.RequestID(r))
 		return
 	}
 	id := httpfront.RequestID(r)
@@ -87,7 +80,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		reason := httpfront.BadRequestReason(err)
 		if errors.Is(err, errCheckRequest) {
-			reason = InvalidRequest
+			reason = httpfront.InvalidCheckRequest
 			h.opts.Logger.Warn("check request refused: the proxy does not describe the request as idgate expects", "endpoint", r.URL.Path, "request_id", id, "err", err)
 		}
 		httpfront.Error(w, d.rejectStatus(err), reason, id)

@@ -28,6 +28,12 @@ const (
 	UpstreamUnavailable = "upstream_unavailable"
 	// UpstreamTimeout: the upstream did not answer in time (504).
 	UpstreamTimeout = "upstream_timeout"
+	// InvalidCheckRequest: a check request (ext_authz, forward-auth) does
+	// not describe the original request — the asking proxy is not
+	// configured as documented. Nothing is decided.
+	InvalidCheckRequest = "invalid_check_request"
+	// NotFound: a path no endpoint serves.
+	NotFound = "not_found"
 )
 
 // RequestID returns the id of r — its X-Request-Id when that is
