@@ -359,6 +359,14 @@ func normalize(v any) any {
 func (p *parser) testFile(doc *yaml.Node) *File {
 	f := &File{}
 	root := resolve(doc)
+	if root.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if k := root.Content[i]; k.Value == "apiVersion" || k.Value == "kind" {
+				p.fail(k, "this is an Istio document, not a policy test file: list it in a test file's policy_files (or embed it under policies:)")
+				return nil
+			}
+		}
+	}
 	p.fields(root, "test file", []string{"name", "source", "policies", "policy_files", "token_defaults", "jwks", "jwks_file", "cases"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":

@@ -93,6 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"jwks and jwks_file", head + "jwks: {keys: []}\njwks_file: k.json\ncases: [{expect: {status: 200}}]\n", "jwks and jwks_file are both given"},
 		{"extra token without token", head + "cases:\n- extra_tokens: [{token_in: {query: a}}]\n  expect: {status: 200}\n", "extra_tokens[0]: token is required"},
 		{"bad yaml", "cases: [\n", "test.yaml:"},
+		{"an Istio document", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n", ":1: this is an Istio document, not a policy test file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
