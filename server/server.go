@@ -525,7 +525,12 @@ func restartSettings(running, next config.Config) []string {
 func (s *Server) reloadIfChanged() {
 	files, err := policy.Files(s.cfg.Policies...)
 	if err != nil {
-		s.log.Error("policy reload rejected: the last good policies stay in force", "err", err)
+		// Report a path that cannot be listed once, not on every tick.
+		if print := sha256.Sum256([]byte(err.Error())); print != s.policyPrint {
+			s.policyPrint = print
+			s.metrics.Reloaded(err)
+			s.log.Error("policy reload rejected: the last good policies stay in force", "err", err)
+		}
 		return
 	}
 	print := fingerprint(files)

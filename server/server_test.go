@@ -246,6 +246,19 @@ func TestServeReloadsPolicies(t *testing.T) {
 	if !strings.Contains(metrics, `idgate_policy_reloads_total{result="failure"} 1`) {
 		t.Errorf("the rejected reload is not counted:\n%s", grep(metrics, "idgate_policy_reloads_total"))
 	}
+
+	// A policy path that disappears is one failure, not one per poll.
+	if err := os.Remove(filepath.Join(h.dir, "policies.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // ten polls
+	if resp, _ := h.get(h.url("listen", "/other"), tok); resp.StatusCode != 200 {
+		t.Errorf("after the policy file vanished /other = %d, want the last good set's 200", resp.StatusCode)
+	}
+	_, metrics = h.get(h.url("admin-listen", "/metrics"), "")
+	if !strings.Contains(metrics, `idgate_policy_reloads_total{result="failure"} 2`) {
+		t.Errorf("a vanished policy path is not counted once:\n%s", grep(metrics, "idgate_policy_reloads_total"))
+	}
 }
 
 func TestStartErrors(t *testing.T) {
