@@ -44,9 +44,16 @@ type Options struct {
 	// Entra template with token.TenantPlaceholder (an idgate extension);
 	// empty allows any tenant. Rules with exact issuers are not affected.
 	AllowedTenants []string
-	// Cache, if set, remembers the tokens the rules verified (see
-	// token.Cache), so that a token sent again is not verified again.
-	Cache *token.Cache
+	// Cache, if set, remembers what Authenticate made of the tokens it
+	// accepted (see Cache), so that a token sent again is not verified
+	// again.
+	Cache *Cache
+	// Claims, if not nil, are the only claims (top-level names) the
+	// identities Authenticate returns hold: those the authorization
+	// policies and the audit read. The claims output headers read are
+	// added. It keeps cached identities small. Explain always returns
+	// every claim.
+	Claims []string
 }
 
 // An Authenticator applies the jwtRules of a set of RequestAuthentication
@@ -58,18 +65,29 @@ type Authenticator struct {
 	locations []Location
 	// outputHeaders are the headers any rule may set, canonical, sorted.
 	outputHeaders []string
+	cache         *Cache
+	// keep are the claims Authenticate's identities hold; nil for all.
+	keep []string
 }
 
 // rule is one compiled jwtRule: Envoy's JwtProvider.
 type rule struct {
+	owner    *Authenticator
 	ref      Rule
 	verifier *token.Verifier
 	// reads[i] says whether the rule reads Authenticator.locations[i].
-	reads         []bool
+	reads []bool
+	// remove[i] are the headers removed upstream when the rule accepts a
+	// request whose one token is at Authenticator.locations[i]: the
+	// output headers, and the token's header unless the rule forwards it.
+	remove        [][]string
 	forward       bool
 	payloadHeader string
-	claimHeaders  []claimHeader
-	split         []string
+	// audiences are the rule's audiences, each as a one-element list
+	// identities share.
+	audiences    [][]string
+	claimHeaders []claimHeader
+	split        []string
 }
 
 type claimHeader struct {
@@ -107,7 +125,7 @@ func Compile(docs []*policy.Document, opts Options) (*Authenticator, error) {
 		return nil, errors.New("authn: Options.Keys is required")
 	}
 
-	a := &Authenticator{}
+	a := &Authenticator{cache: opts.Cache}
 	ruleLocs := make([][]Location, len(entries))
 	outputs := map[string]bool{}
 	for i, e := range entries {
@@ -116,6 +134,7 @@ func Compile(docs []*policy.Document, opts Options) (*Authenticator, error) {
 			return nil, fmt.Errorf("authn: %s: jwtRules[%d]: %w", describe(e.doc), e.index, err)
 		}
 		r.ref = Rule{Policy: e.doc.ID(), Index: e.index, Issuer: e.spec.GetIssuer()}
+		r.owner = a
 		a.rules = append(a.rules, r)
 		ruleLocs[i] = locs
 		for _, l := range locs {
@@ -141,6 +160,27 @@ func Compile(docs []*policy.Document, opts Options) (*Authenticator, error) {
 		a.outputHeaders = append(a.outputHeaders, h)
 	}
 	slices.Sort(a.outputHeaders)
+	for _, r := range a.rules {
+		r.remove = make([][]string, len(a.locations))
+		for li, l := range a.locations {
+			rm := slices.Clone(a.outputHeaders)
+			if r.reads[li] && !r.forward && l.Kind == InHeader && !slices.Contains(rm, l.Name) {
+				rm = append(rm, l.Name)
+			}
+			r.remove[li] = slices.Clip(rm)
+		}
+	}
+	if opts.Claims != nil {
+		a.keep = slices.Clone(opts.Claims)
+		for _, r := range a.rules {
+			for _, c := range r.claimHeaders {
+				name, _, _ := strings.Cut(c.claim, ".")
+				a.keep = append(a.keep, name)
+			}
+		}
+		slices.Sort(a.keep)
+		a.keep = slices.Clip(slices.Compact(a.keep))
+	}
 	return a, nil
 }
 
@@ -186,6 +226,9 @@ func compileRule(spec *securityv1beta1.JWTRule, opts Options) (*rule, []Location
 		forward: spec.GetForwardOriginalToken(),
 		split:   slices.Concat(alwaysSplit, spec.GetSpaceDelimitedClaims()),
 	}
+	for _, aud := range spec.GetAudiences() {
+		r.audiences = append(r.audiences, []string{intern(aud)})
+	}
 	if h := spec.GetOutputPayloadToHeader(); h != "" {
 		r.payloadHeader = textproto.CanonicalMIMEHeaderKey(h)
 	}
@@ -202,7 +245,6 @@ func compileRule(spec *securityv1beta1.JWTRule, opts Options) (*rule, []Location
 		Keys:      keys,
 		Skew:      opts.Skew,
 		Now:       opts.Now,
-		Cache:     opts.Cache,
 	}
 	if iss := spec.GetIssuer(); iss != "" {
 		cfg.Issuers = []string{iss}
@@ -250,8 +292,25 @@ func (a *Authenticator) Rules() []Rule {
 // idgate adds one rule of its own: a request that carries different tokens
 // is rejected with MultipleTokens (401), since its identity would be
 // ambiguous.
+//
+// With a Cache (Options.Cache), a token accepted before may be answered
+// from it: the outcome is the same, the Identity is shared with other
+// requests, and Result.Tokens is nil. The Result's Identity, Rule and
+// Changes may be shared: treat them as read-only.
 func (a *Authenticator) Authenticate(ctx context.Context, req *request.Attributes) Result {
-	res := Result{Status: http.StatusOK, Changes: Changes{RemoveHeaders: withSpoofedCopies(slices.Clone(a.outputHeaders), req.Header, a.outputHeaders)}}
+	return a.authenticate(ctx, req, false)
+}
+
+// Explain authenticates like Authenticate, without the cache: Result.Tokens
+// records every token found and every rule it was checked against, and the
+// Identity holds every claim of the token.
+func (a *Authenticator) Explain(ctx context.Context, req *request.Attributes) Result {
+	return a.authenticate(ctx, req, true)
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, req *request.Attributes, explain bool) Result {
+	spoofed := hasSpoofedCopies(req.Header, a.outputHeaders)
+	res := Result{Status: http.StatusOK, Changes: Changes{RemoveHeaders: a.removals(a.outputHeaders, req.Header, spoofed)}}
 	if len(a.rules) == 0 {
 		return res
 	}
@@ -259,11 +318,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, req *request.Attribute
 		res.Preflight = true
 		return res
 	}
-	found := extract(a.locations, req, maxFound)
+	var buf [2]extracted
+	found := extract(buf[:0], a.locations, req, maxFound)
 	if len(found) == 0 {
 		return res
 	}
-	s := newSession(a, found)
+	cache := a.cache
+	if explain {
+		cache = nil
+	}
+	if cache != nil && len(found) == 1 {
+		if e := cache.lookup(ctx, a, found[0].raw, found[0].loc); e != nil {
+			r := e.rule
+			res.Rule = &r.ref
+			res.Identity = &e.id
+			res.Changes = a.changes(req, r, found, e.set, spoofed)
+			return res
+		}
+	}
+
+	s := newSession(a, slices.Clone(found))
 	res.Tokens = s.tokens
 	if s.distinct > maxTokens || len(found) > maxFound {
 		return s.reject(res, status{kind: failed, err: s.multipleTokensError()})
@@ -282,11 +356,32 @@ func (a *Authenticator) Authenticate(ctx context.Context, req *request.Attribute
 
 	r := a.rules[st.rule]
 	v := s.per[s.per[st.token].same].verified
-	ref := r.ref
-	res.Rule = &ref
-	res.Identity = newIdentity(v, r.split)
-	res.Changes = s.changes(req, r, v, res.Changes)
+	set := r.outputs(v)
+	res.Rule = &r.ref
+	res.Changes = a.changes(req, r, s.found, set, spoofed)
+	if cache != nil && s.cacheable(st.rule) {
+		e := cache.newCacheEntry(a, v, s.found[0].loc, st.rule, set)
+		cache.add(v.Raw, e)
+		res.Identity = &e.id
+		return res
+	}
+	keep := a.keep
+	if explain {
+		keep = nil
+	}
+	res.Identity = newIdentity(v, r, keep)
 	return res
+}
+
+// removals returns remove with the other spellings of the output headers
+// that the client sent in h (withSpoofedCopies), which spoofed says there
+// are. The result is remove itself when there are none: treat it as
+// read-only.
+func (a *Authenticator) removals(remove []string, h http.Header, spoofed bool) []string {
+	if !spoofed {
+		return remove
+	}
+	return withSpoofedCopies(slices.Clone(remove), h, a.outputHeaders)
 }
 
 type statusKind uint8
@@ -437,14 +532,6 @@ func (s *session) check(ctx context.Context, ri, i int) status {
 }
 
 func (s *session) verify(ctx context.Context, r *rule, i int) status {
-	// A token the rule verified before is answered from the cache, as a
-	// fresh verification would answer it; it parsed, and its issuer
-	// routes to the rule, or the rule would not have accepted it.
-	if t, hit := r.verifier.Cached(ctx, s.found[i].raw); hit {
-		s.describe(i, t.Issuer, t.Audience)
-		s.per[i].verified = t
-		return status{kind: ok}
-	}
 	p, err := s.parse(i)
 	if err != nil {
 		return status{kind: failed, err: err}
@@ -561,16 +648,56 @@ func (s *session) multipleTokensError() *token.Error {
 	}
 }
 
-// changes returns the upstream changes for a request that rule r
-// authenticated with token v: its output headers, and the token removed
-// from every place the rule found it unless the rule forwards it.
-func (s *session) changes(req *request.Attributes, r *rule, v *token.Token, c Changes) Changes {
+// cacheable reports whether the outcome of a session that rule ri decided
+// may be cached: the request has one token, and every rule before ri that
+// reads its location turned it away for its issuer alone, which does not
+// change, so that ri is the rule that will accept it as long as ri's
+// checks hold (Cache).
+func (s *session) cacheable(ri int) bool {
+	if len(s.found) != 1 {
+		return false
+	}
+	loc := s.found[0].loc
+	for j := range ri {
+		if s.a.rules[j].reads[loc] && s.checked[j*len(s.found)].kind != unknownIssuer {
+			return false
+		}
+	}
+	return true
+}
+
+// outputs returns the headers rule r sets for token v: its payload and
+// claim headers.
+func (r *rule) outputs(v *token.Token) []Header {
+	var set []Header
 	if r.payloadHeader != "" {
-		c.SetHeaders = append(c.SetHeaders, Header{r.payloadHeader, v.Payload()})
+		set = append(set, Header{r.payloadHeader, strings.Clone(v.Payload())})
 	}
 	for _, ch := range r.claimHeaders {
 		if val, ok := claimHeaderValue(v.Claims, ch.claim); ok {
-			c.SetHeaders = append(c.SetHeaders, Header{ch.header, val})
+			// A copy: a cached entry must not hold on to the token.
+			set = append(set, Header{ch.header, strings.Clone(val)})
+		}
+	}
+	return set
+}
+
+// changes returns the upstream changes for a request that rule r
+// authenticated with tokens found: the output headers set, the client's
+// copies of output headers removed (spoofed says there are some under
+// other spellings), and the token
+// removed from every place the rule found it unless the rule forwards it.
+// The Changes share set and the rule's removal lists when it can.
+func (a *Authenticator) changes(req *request.Attributes, r *rule, found []extracted, set []Header, spoofed bool) Changes {
+	c := Changes{SetHeaders: set}
+	if len(found) == 1 {
+		c.RemoveHeaders = a.removals(r.remove[found[0].loc], req.Header, spoofed)
+	} else {
+		c.RemoveHeaders = a.removals(a.outputHeaders, req.Header, spoofed)
+		for _, f := range found {
+			if l := a.locations[f.loc]; r.reads[f.loc] && !r.forward && l.Kind == InHeader && !slices.Contains(c.RemoveHeaders, l.Name) {
+				c.RemoveHeaders = append(slices.Clip(c.RemoveHeaders), l.Name)
+			}
 		}
 	}
 	if r.forward {
@@ -578,15 +705,11 @@ func (s *session) changes(req *request.Attributes, r *rule, v *token.Token, c Ch
 	}
 	var cookies []string
 	query := req.Query
-	for li, l := range s.a.locations {
-		if !r.reads[li] || !slices.ContainsFunc(s.found, func(f extracted) bool { return f.loc == li }) {
+	for li, l := range a.locations {
+		if !r.reads[li] || l.Kind == InHeader || !slices.ContainsFunc(found, func(f extracted) bool { return f.loc == li }) {
 			continue
 		}
 		switch l.Kind {
-		case InHeader:
-			if !slices.Contains(c.RemoveHeaders, l.Name) {
-				c.RemoveHeaders = append(c.RemoveHeaders, l.Name)
-			}
 		case InParam:
 			query, c.RewriteQuery = withoutParam(query, l.Name), true
 		case InCookie:
@@ -597,10 +720,11 @@ func (s *session) changes(req *request.Attributes, r *rule, v *token.Token, c Ch
 		c.Query = query
 	}
 	if len(cookies) > 0 {
+		c.SetHeaders = slices.Clip(c.SetHeaders)
 		if line, left := withoutCookies(req.Header, cookies); left {
 			c.SetHeaders = append(c.SetHeaders, Header{"Cookie", line})
 		} else {
-			c.RemoveHeaders = append(c.RemoveHeaders, "Cookie")
+			c.RemoveHeaders = append(slices.Clip(c.RemoveHeaders), "Cookie")
 		}
 	}
 	return c

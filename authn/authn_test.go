@@ -2,7 +2,9 @@ package authn
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/idgate/idgate/request"
@@ -281,12 +283,46 @@ func TestAuthenticate(t *testing.T) {
 			status: 401, code: token.Malformed,
 		},
 	}
+	var hits uint64
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			a := compile(t, c.policy)
 			got := a.Authenticate(context.Background(), c.req(tk))
 			checkOutcome(t, c, got)
+
+			// With a verified-token cache: the same outcome when the token
+			// is first seen and when it is answered from the cache.
+			cache := NewCache(CacheConfig{})
+			opts := options()
+			opts.Cache = cache
+			ca, err := Compile(load(t, c.policy), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				sameOutcome(t, fmt.Sprintf("cached, request %d", i+1), got, ca.Authenticate(context.Background(), c.req(tk)))
+			}
+			hits += cache.Stats().Hits
 		})
+	}
+	if hits == 0 {
+		t.Error("no case was answered from the cache")
+	}
+}
+
+// sameOutcome checks that got, from an Authenticator with a cache, is the
+// outcome want, from one without. A cache hit has no explanation
+// (Tokens).
+func sameOutcome(t *testing.T, what string, want, got Result) {
+	t.Helper()
+	if got.Tokens == nil {
+		got.Tokens = want.Tokens
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got  %+v\n want %+v", what, got, want)
+		if got.Identity != nil && want.Identity != nil {
+			t.Errorf("identity:\n got  %+v\n want %+v", *got.Identity, *want.Identity)
+		}
 	}
 }
 
@@ -304,7 +340,7 @@ func checkOutcome(t *testing.T, c authCase, got Result) {
 	}
 	var principal string
 	if got.Identity != nil {
-		principal = got.Identity.Principal
+		principal = got.Identity.Principal()
 	}
 	if principal != c.principal {
 		t.Errorf("principal = %q, want %q (%s)", principal, c.principal, c.source)

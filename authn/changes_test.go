@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idgate/idgate/audit"
+	"github.com/idgate/idgate/request"
+
 	"github.com/idgate/idgate/token"
 )
 
@@ -221,7 +224,7 @@ func TestIdentity(t *testing.T) {
 	if id == nil {
 		t.Fatalf("no identity: %v", res.Err)
 	}
-	if id.Principal != iss1+"/sub-1" || id.Issuer != iss1 || id.Subject != "sub-1" || id.Presenter != "client-app" || id.Raw != raw {
+	if id.Principal() != iss1+"/sub-1" || id.Issuer != iss1 || id.Subject != "sub-1" || id.Presenter != "client-app" || id.Fingerprint != audit.Fingerprint(raw) {
 		t.Errorf("identity = %+v", id)
 	}
 	if !slices.Equal(id.Audiences, []string{"a1", "a2"}) {
@@ -234,19 +237,19 @@ func TestIdentity(t *testing.T) {
 		"roles":      "A B",
 	}
 	for name, want := range wantClaims {
-		if got := fmt.Sprintf("%#v", id.Claims[name]); got != fmt.Sprintf("%#v", want) {
+		if got := fmt.Sprintf("%#v", claim(id, name)); got != fmt.Sprintf("%#v", want) {
 			t.Errorf("claim %s = %s, want %#v", name, got, want)
 		}
 	}
-	if _, ok := id.Claims["iat"].(json.Number); !ok {
-		t.Errorf("iat is %T, want json.Number", id.Claims["iat"])
+	if _, ok := claim(id, "iat").(json.Number); !ok {
+		t.Errorf("iat is %T, want json.Number", claim(id, "iat"))
 	}
 
 	// Without spaceDelimitedClaims, scp stays one string (§5: Entra scp).
 	d := compile(t, "default.yaml")
 	e := sign(t, entra, claims(entra, "alice", map[string]any{"aud": entraAud, "scp": "Orders.Read Orders.Write"}))
 	id = d.Authenticate(context.Background(), get("/", "Authorization", "Bearer "+e)).Identity
-	if id == nil || id.Claims["scp"] != "Orders.Read Orders.Write" {
+	if id == nil || claim(id, "scp") != "Orders.Read Orders.Write" {
 		t.Errorf("scp = %#v, want the string unsplit", id)
 	}
 	if !slices.Equal(id.Audiences, []string{entraAud}) {
@@ -257,15 +260,15 @@ func TestIdentity(t *testing.T) {
 // An Entra v1 issuer ends in "/", so the principal has "//" (§0 rule 7).
 func TestPrincipalOfEntraV1(t *testing.T) {
 	const v1 = "https://sts.windows.net/11111111-2222-3333-4444-555555555555/"
-	id := newIdentity(&token.Token{Issuer: v1, Subject: "abc"}, alwaysSplit)
-	if want := v1 + "/abc"; id.Principal != want {
-		t.Errorf("principal = %q, want %q", id.Principal, want)
+	id := newIdentity(&token.Token{Issuer: v1, Subject: "abc"}, &rule{split: alwaysSplit}, nil)
+	if want := v1 + "/abc"; id.Principal() != want {
+		t.Errorf("principal = %q, want %q", id.Principal(), want)
 	}
 }
 
 func TestSplitClaimsLeavesInputAlone(t *testing.T) {
 	in := map[string]any{"scope": "a  b", "other": "x y", "permission": " "}
-	out := splitClaims(in, alwaysSplit)
+	out := newIdentity(&token.Token{Claims: in}, &rule{split: alwaysSplit}, nil).Claims.Map()
 	if in["scope"] != "a  b" {
 		t.Errorf("input modified: %v", in)
 	}
@@ -295,4 +298,10 @@ func TestFormatNumber(t *testing.T) {
 			t.Errorf("formatNumber(%s) = %q, want %q", lit, got, want)
 		}
 	}
+}
+
+// claim returns id's claim name, nil when it has none.
+func claim(id *request.Identity, name string) any {
+	v, _ := id.Claims.Get(name)
+	return v
 }

@@ -67,13 +67,12 @@ type extracted struct {
 	raw string
 }
 
-// extract finds the tokens of a request at locs, in Envoy's order: header
-// locations, then query parameters, then cookies, each group in the order
-// of locs (which compile sorts the way Envoy does). Every value of a
-// repeated header is a token; a query parameter or cookie gives its first
-// value. It stops after limit+1 tokens.
-func extract(locs []Location, a *request.Attributes, limit int) []extracted {
-	var out []extracted
+// extract appends to out the tokens of a request at locs, in Envoy's
+// order: header locations, then query parameters, then cookies, each group
+// in the order of locs (which compile sorts the way Envoy does). Every
+// value of a repeated header is a token; a query parameter or cookie gives
+// its first value. It stops after limit+1 tokens.
+func extract(out []extracted, locs []Location, a *request.Attributes, limit int) []extracted {
 	add := func(loc int, raw string) bool {
 		out = append(out, extracted{loc: loc, raw: raw})
 		return len(out) <= limit

@@ -35,7 +35,7 @@ func FuzzExtract(f *testing.F) {
 		r := get("/")
 		r.Header, r.Query = h, query
 
-		for _, e := range extract(a.locations, r, maxFound) {
+		for _, e := range extract(nil, a.locations, r, maxFound) {
 			l := a.locations[e.loc]
 			if l.Kind != InHeader {
 				continue

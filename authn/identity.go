@@ -2,13 +2,15 @@ package authn
 
 import (
 	"encoding/json"
-	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"unique"
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/idgate/idgate/audit"
 	"github.com/idgate/idgate/request"
 	"github.com/idgate/idgate/token"
 )
@@ -18,48 +20,152 @@ import (
 var alwaysSplit = []string{"scope", "permission"}
 
 // newIdentity returns the identity a verified token gives, as Istio's
-// request.auth.* attributes see it (istio-semantics.md §3.6): principal
-// "iss/sub", audiences, presenter "azp", and the claims with each claim
-// in split that holds a string turned into the list of its
-// space-separated words.
-func newIdentity(t *token.Token, split []string) *request.Identity {
-	return &request.Identity{
-		Principal: t.Issuer + "/" + t.Subject,
-		Issuer:    t.Issuer,
-		Subject:   t.Subject,
-		Audiences: t.Audience,
-		Presenter: t.Presenter,
-		Claims:    splitClaims(t.Claims, split),
-		Raw:       t.Raw,
-	}
+// request.auth.* attributes see it (istio-semantics.md §3.6); see
+// fillIdentity.
+func newIdentity(t *token.Token, r *rule, keep []string) *request.Identity {
+	id := new(request.Identity)
+	fillIdentity(id, t, r, keep, nil)
+	return id
 }
 
-// splitClaims returns claims with the top-level string claims named in
-// split replaced by their words, split on ' ' with empty words dropped, as
-// Envoy's normalize_payload_in_metadata does. A claim with no words is
-// left as it is. claims itself is not modified.
-func splitClaims(claims map[string]any, split []string) map[string]any {
-	out, copied := claims, false
-	for _, name := range split {
-		s, ok := claims[name].(string)
-		if !ok {
-			continue
-		}
-		var words []any
-		for w := range strings.SplitSeq(s, " ") {
-			if w != "" {
-				words = append(words, w)
+// fillIdentity sets id to the identity token t, which rule r accepted,
+// gives: principal "iss/sub", audiences, presenter "azp", the token's
+// fingerprint, and its claims with each claim the rule splits that holds
+// a string turned into the list of its space-separated words. When keep
+// is not nil, only the claims it names are kept. The strings many tokens hold alike (issuer, audiences,
+// presenter, claim names, the values of the shared claims and every string
+// in a list) are interned, and share, if not nil, may replace each list of
+// strings with a copy other identities hold, so that identities kept in a
+// Cache share them. Nothing of t's memory is kept.
+func fillIdentity(id *request.Identity, t *token.Token, r *rule, keep []string, share func([]any) any) {
+	id.Issuer = intern(t.Issuer)
+	id.Subject = strings.Clone(t.Subject)
+	id.Audiences = r.audienceList(t.Audience)
+	id.Presenter = intern(t.Presenter)
+	id.Fingerprint = audit.Fingerprint(t.Raw)
+	var list []request.Claim
+	add := func(name string, v any) {
+		v = claimValue(name, v, r.split)
+		if l, ok := v.([]any); ok && share != nil {
+			if shared := share(l); shared != nil {
+				v = shared
 			}
 		}
-		if len(words) == 0 {
-			continue
+		list = append(list, request.Claim{Name: name, Value: v})
+	}
+	if keep == nil {
+		list = make([]request.Claim, 0, len(t.Claims))
+		for name, v := range t.Claims {
+			add(intern(name), v)
 		}
-		if !copied {
-			out, copied = maps.Clone(claims), true
+	} else {
+		n := 0
+		for _, name := range keep {
+			if _, ok := t.Claims[name]; ok {
+				n++
+			}
 		}
-		out[name] = words
+		list = make([]request.Claim, 0, n)
+		for _, name := range keep {
+			if v, ok := t.Claims[name]; ok {
+				add(name, v)
+			}
+		}
+	}
+	id.Claims, _ = request.MakeClaims(list) // names are unique
+}
+
+// audienceList returns the audiences of a token the rule accepted: the
+// rule's own one-element list when the token has just that audience, else
+// a list of interned strings.
+func (r *rule) audienceList(aud []string) []string {
+	if len(aud) == 1 {
+		for _, own := range r.audiences {
+			if own[0] == aud[0] {
+				return own
+			}
+		}
+	}
+	if aud == nil {
+		return nil
+	}
+	out := make([]string, len(aud))
+	for i, a := range aud {
+		out[i] = intern(a)
 	}
 	return out
+}
+
+// shared are the claims whose string values many tokens hold alike (the
+// tenant, the client, the issuer); identities intern them.
+var shared = map[string]bool{"iss": true, "aud": true, "tid": true, "azp": true, "appid": true, "idp": true, "ver": true}
+
+// claimValue returns claim value v as an identity holds it: a string
+// claim named in split becomes the list of its words, split on ' ' with
+// empty words dropped, as Envoy's normalize_payload_in_metadata does (a
+// claim with no words is left as it is). Strings are copied, so that an
+// identity does not hold on to the token it came from, and the shared
+// ones interned.
+func claimValue(name string, v any, split []string) any {
+	if s, ok := v.(string); ok {
+		if slices.Contains(split, name) {
+			var words []any
+			for w := range strings.SplitSeq(s, " ") {
+				if w != "" {
+					words = append(words, internAny(w))
+				}
+			}
+			if words != nil {
+				return words
+			}
+		}
+		if shared[name] {
+			return internAny(s)
+		}
+	}
+	return copyValue(v)
+}
+
+// copyValue returns a copy of the decoded JSON value v that shares no
+// memory with it, the strings in lists interned.
+func copyValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return strings.Clone(x)
+	case json.Number:
+		return json.Number(strings.Clone(string(x)))
+	case []any:
+		out := make([]any, len(x))
+		for i, el := range x {
+			if s, ok := el.(string); ok {
+				out[i] = internAny(s)
+			} else {
+				out[i] = copyValue(el)
+			}
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, el := range x {
+			out[strings.Clone(k)] = copyValue(el)
+		}
+		return out
+	}
+	return v
+}
+
+// intern returns the one copy of s that every identity shares.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+// internAny returns s as an interface value that every identity shares,
+// so that the string is not boxed once per identity.
+func internAny(s string) any {
+	return unique.Make[any](intern(s)).Value()
 }
 
 // claimHeaderValue returns the value of the claim at path (dot-separated

@@ -1,8 +1,8 @@
 package authn
 
 import (
+	"iter"
 	"net/http"
-	"strings"
 )
 
 // withSpoofedCopies returns remove with the names of the headers in h that
@@ -11,21 +11,38 @@ import (
 // "X_User" and "X-User" as the same variable (HTTP_X_USER), so a client
 // copy under that spelling would reach them as the identity idgate sets.
 func withSpoofedCopies(remove []string, h http.Header, outputs []string) []string {
-	if len(outputs) == 0 {
-		return remove
+	for name := range spoofedCopies(h, outputs) {
+		remove = append(remove, name)
 	}
-	for name := range h {
-		if !strings.ContainsAny(name, "_-") {
-			continue
+	return remove
+}
+
+// hasSpoofedCopies reports whether withSpoofedCopies would add a name.
+func hasSpoofedCopies(h http.Header, outputs []string) bool {
+	for range spoofedCopies(h, outputs) {
+		return true
+	}
+	return false
+}
+
+// spoofedCopies yields the names of the headers in h that are another
+// spelling of one of outputs.
+func spoofedCopies(h http.Header, outputs []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if len(outputs) == 0 {
+			return
 		}
-		for _, out := range outputs {
-			if name != out && sameVariable(name, out) {
-				remove = append(remove, name)
-				break
+		for name := range h {
+			for _, out := range outputs {
+				if len(name) == len(out) && name != out && sameVariable(name, out) {
+					if !yield(name) {
+						return
+					}
+					break
+				}
 			}
 		}
 	}
-	return remove
 }
 
 // sameVariable reports whether header names a and b differ only in letter

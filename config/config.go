@@ -50,6 +50,9 @@ type Config struct {
 	DryRun bool `yaml:"dry-run"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log-level"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the admin
+	// listener.
+	Pprof bool `yaml:"pprof"`
 
 	// TLS terminates TLS on the reverse proxy listener.
 	TLS TLS `yaml:"tls"`

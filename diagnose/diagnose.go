@@ -19,16 +19,17 @@ import (
 func Hints(d engine.Decision, docs []*policy.Document) []string {
 	var out []string
 	if id := d.Identity; id != nil {
-		if s, ok := id.Claims["scp"].(string); ok && strings.Contains(s, " ") && usesClaim(docs, "request.auth.claims[scp]") {
+		claim := func(name string) any { v, _ := id.Claims.Get(name); return v }
+		if s, ok := claim("scp").(string); ok && strings.Contains(s, " ") && usesClaim(docs, "request.auth.claims[scp]") {
 			out = append(out, fmt.Sprintf("the token's scp is one space-separated string (%q) and its jwtRule does not list scp in spaceDelimitedClaims, so a condition on request.auth.claims[scp] matches it only as that whole string; add `spaceDelimitedClaims: [scp]` to the jwtRule (Istio >= 1.28)", s))
 		}
-		if names, ok := id.Claims["_claim_names"].(map[string]any); ok {
+		if names, ok := claim("_claim_names").(map[string]any); ok {
 			if _, ok := names["groups"]; ok {
 				out = append(out, "the token carries the groups overage claim (_claim_names/_claim_sources) instead of groups: the user is in more groups than fit in a token, so policies on request.auth.claims[groups] see no groups; assign app roles to the groups and match request.auth.claims[roles], or emit only the application's groups")
 			}
 		}
-		if _, hasAzp := id.Claims["azp"]; !hasAzp && id.Claims["appid"] != nil && usesClaim(docs, "request.auth.presenter") {
-			out = append(out, fmt.Sprintf("this is a v1 token: it names its client in appid (%v), not azp, and request.auth.presenter reads only azp; match request.auth.claims[appid] or switch the API to v2 tokens (accessTokenAcceptedVersion: 2)", id.Claims["appid"]))
+		if _, hasAzp := id.Claims.Get("azp"); !hasAzp && claim("appid") != nil && usesClaim(docs, "request.auth.presenter") {
+			out = append(out, fmt.Sprintf("this is a v1 token: it names its client in appid (%v), not azp, and request.auth.presenter reads only azp; match request.auth.claims[appid] or switch the API to v2 tokens (accessTokenAcceptedVersion: 2)", claim("appid")))
 		}
 	}
 	return out

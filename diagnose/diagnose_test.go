@@ -39,7 +39,7 @@ func TestHints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := engine.Decision{Identity: &request.Identity{Claims: tt.claims}}
+			d := engine.Decision{Identity: &request.Identity{Claims: request.ClaimsOf(tt.claims)}}
 			got := Hints(d, docs)
 			if len(got) != len(tt.want) {
 				t.Fatalf("hints = %q, want %d", got, len(tt.want))

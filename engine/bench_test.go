@@ -11,6 +11,7 @@ import (
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
+	"github.com/idgate/idgate/authn"
 	"github.com/idgate/idgate/mint"
 	"github.com/idgate/idgate/policy"
 	"github.com/idgate/idgate/request"
@@ -32,20 +33,25 @@ type decideBench struct {
 	now  time.Time
 }
 
-func newDecideBench(b *testing.B) *decideBench {
+func newDecideBench(b testing.TB) *decideBench {
+	return newDecideBenchAlg(b, "RS256")
+}
+
+// newDecideBenchAlg is newDecideBench with keys of algorithm alg.
+func newDecideBenchAlg(b testing.TB, alg string) *decideBench {
 	b.Helper()
 	docs, err := policy.Load("../policy/testdata/bench/entra.yaml", "testdata/bench/requestauthentication.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, err := mint.NewKey("RS256")
+	key, err := mint.NewKey(alg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return &decideBench{key: key, docs: docs, now: time.Unix(1_750_000_000, 0)}
 }
 
-func (d *decideBench) engine(b *testing.B, cache *token.Cache) *Engine {
+func (d *decideBench) engine(b testing.TB, cache *authn.Cache) *Engine {
 	b.Helper()
 	keys := token.StaticKeys{d.key.PublicKey()}
 	e, err := New(d.docs, Options{
@@ -60,7 +66,7 @@ func (d *decideBench) engine(b *testing.B, cache *token.Cache) *Engine {
 }
 
 // token returns a distinct Entra-like access token for the i-th user.
-func (d *decideBench) token(b *testing.B, i int) string {
+func (d *decideBench) token(b testing.TB, i int) string {
 	b.Helper()
 	groups := make([]any, 20)
 	for g := range groups {
@@ -122,7 +128,7 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
-		cache := token.NewCache(token.CacheConfig{})
+		cache := authn.NewCache(authn.CacheConfig{})
 		e := d.engine(b, cache)
 		decideAllowed(b, e, a)
 		b.ReportAllocs()
@@ -134,7 +140,7 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 	b.Run("cached-parallel", func(b *testing.B) {
-		e := d.engine(b, token.NewCache(token.CacheConfig{}))
+		e := d.engine(b, authn.NewCache(authn.CacheConfig{}))
 		decideAllowed(b, e, a)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -144,7 +150,7 @@ func BenchmarkDecide(b *testing.B) {
 		})
 	})
 	b.Run("anonymous-denied", func(b *testing.B) {
-		e := d.engine(b, token.NewCache(token.CacheConfig{}))
+		e := d.engine(b, authn.NewCache(authn.CacheConfig{}))
 		anon := benchRequest("")
 		delete(anon.Header, "Authorization")
 		b.ReportAllocs()

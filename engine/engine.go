@@ -44,9 +44,9 @@ type Options struct {
 	// AllowedTenants restricts Entra multi-tenant issuers.
 	AllowedTenants []string
 	// TokenCache, if set, remembers verified tokens so that a token sent
-	// again is not verified again (token.Cache). Reload clears it: new
-	// policies verify every token afresh.
-	TokenCache *token.Cache
+	// again is not verified again (authn.Cache). Reload clears it: new
+	// policies verify every token afresh. Explain never uses it.
+	TokenCache *authn.Cache
 
 	// DryRun is idgate's global dry-run mode (--dry-run): every request
 	// is decided and recorded as usual, and no decision is enforced
@@ -76,7 +76,19 @@ type compiled struct {
 	// firstAllow is the ALLOW policy a no_allow_match denial names: the
 	// first enforced one in evaluation order.
 	firstAllow string
+	// details are the Decision.Detail of the decisions made by a policy
+	// rule, made once at load time.
+	details map[ruleRef]string
 }
+
+// ruleRef names one rule of an AuthorizationPolicy.
+type ruleRef struct {
+	policy string
+	rule   int
+}
+
+// auditClaims are the claims audit records read (newRecord).
+var auditClaims = []string{"appid", "oid", "tid"}
 
 // New compiles docs into an Engine.
 func New(docs []*policy.Document, opts Options) (*Engine, error) {
@@ -99,21 +111,22 @@ func (e *Engine) Reload(docs []*policy.Document) error {
 }
 
 func (e *Engine) reload(docs []*policy.Document) error {
+	az, err := policy.Compile(docs)
+	if err != nil {
+		return fmt.Errorf("compile AuthorizationPolicies: %w", err)
+	}
 	an, err := authn.Compile(docs, authn.Options{
 		Keys:           e.opts.Keys,
 		Now:            e.opts.Now,
 		Skew:           e.opts.Skew,
 		AllowedTenants: e.opts.AllowedTenants,
 		Cache:          e.opts.TokenCache,
+		Claims:         append(az.Claims(), auditClaims...),
 	})
 	if err != nil {
 		return fmt.Errorf("compile RequestAuthentication policies: %w", err)
 	}
-	az, err := policy.Compile(docs)
-	if err != nil {
-		return fmt.Errorf("compile AuthorizationPolicies: %w", err)
-	}
-	e.current.Store(&compiled{docs: docs, authn: an, authz: az, firstAllow: firstAllow(docs)})
+	e.current.Store(&compiled{docs: docs, authn: an, authz: az, firstAllow: firstAllow(docs), details: ruleDetails(docs)})
 	if c := e.opts.TokenCache; c != nil {
 		// The old rules' entries can no longer be hit; free them.
 		c.Clear()
@@ -189,7 +202,11 @@ func (e *Engine) decide(ctx context.Context, a *request.Attributes, tr *policy.T
 	// CUSTOM rules cannot look at the token (Istio's validation), so they
 	// match alike with and without an identity; evaluating after
 	// authentication only matters when authentication fails.
-	d.Authn = c.authn.Authenticate(ctx, a)
+	if tr != nil {
+		d.Authn = c.authn.Explain(ctx, a)
+	} else {
+		d.Authn = c.authn.Authenticate(ctx, a)
+	}
 	if d.Authn.Status != http.StatusOK {
 		d.Authz = c.authz.Evaluate(a, nil, tr)
 		if d.Authz.Custom.Matched() {
@@ -219,7 +236,7 @@ func (e *Engine) decide(ctx context.Context, a *request.Attributes, tr *policy.T
 		// "require a token" policy to be attributed to it.
 		d.Policy = c.firstAllow
 	}
-	d.Detail = outcomeDetail(o)
+	d.Detail = c.outcomeDetail(o)
 	return d
 }
 
@@ -231,18 +248,52 @@ func (e *Engine) custom(d Decision) Decision {
 	return d
 }
 
-func outcomeDetail(o policy.Outcome) string {
+func (c *compiled) outcomeDetail(o policy.Outcome) string {
 	switch o.Reason {
 	case policy.AllowedNoPolicies:
 		return "no DENY policy matched and there is no ALLOW policy"
-	case policy.AllowedByPolicy:
-		return fmt.Sprintf("allowed by ALLOW policy %s rule %d", o.By.Policy, o.By.Rule)
-	case policy.DeniedByPolicy:
-		return fmt.Sprintf("denied by DENY policy %s rule %d", o.By.Policy, o.By.Rule)
+	case policy.AllowedByPolicy, policy.DeniedByPolicy:
+		if d, ok := c.details[ruleRef{o.By.Policy, o.By.Rule}]; ok {
+			return d
+		}
+		return ruleDetail(o.Reason, o.By.Policy, o.By.Rule)
 	case policy.NoAllowMatch:
 		return "no ALLOW policy matched the request"
 	}
 	return string(o.Reason)
+}
+
+// ruleDetails returns the details of the decisions the rules of the
+// enforced ALLOW and DENY policies in docs make.
+func ruleDetails(docs []*policy.Document) map[ruleRef]string {
+	details := map[ruleRef]string{}
+	for _, d := range docs {
+		ap := d.AuthorizationPolicy
+		if ap == nil {
+			continue
+		}
+		var reason policy.Reason
+		switch ap.GetAction() {
+		case securityv1beta1.AuthorizationPolicy_ALLOW:
+			reason = policy.AllowedByPolicy
+		case securityv1beta1.AuthorizationPolicy_DENY:
+			reason = policy.DeniedByPolicy
+		default:
+			continue
+		}
+		for i := range ap.GetRules() {
+			details[ruleRef{d.ID(), i}] = ruleDetail(reason, d.ID(), i)
+		}
+	}
+	return details
+}
+
+// ruleDetail returns the detail of a decision rule i of policy id made.
+func ruleDetail(reason policy.Reason, id string, i int) string {
+	if reason == policy.AllowedByPolicy {
+		return fmt.Sprintf("allowed by ALLOW policy %s rule %d", id, i)
+	}
+	return fmt.Sprintf("denied by DENY policy %s rule %d", id, i)
 }
 
 // firstAllow returns the ID of the first enforced ALLOW policy, in the

@@ -78,14 +78,14 @@ func newRecord(a *request.Attributes, d *Decision, at time.Time, took time.Durat
 		Latency:   took,
 	}
 	if id := d.Identity; id != nil {
-		r.Principal = id.Principal
-		r.OID = claimString(id.Claims, "oid")
-		r.TID = claimString(id.Claims, "tid")
+		r.Principal = id.Principal()
+		r.OID = id.Claims.String("oid")
+		r.TID = id.Claims.String("tid")
 		r.AppID = id.Presenter
 		if r.AppID == "" {
-			r.AppID = claimString(id.Claims, "appid")
+			r.AppID = id.Claims.String("appid")
 		}
-		r.TokenFingerprint = audit.Fingerprint(id.Raw)
+		r.TokenFingerprint = id.Fingerprint
 	}
 	if d.Authn.Status == http.StatusOK {
 		// Authorization ran: what dry-run and AUDIT policies said.
@@ -120,11 +120,4 @@ func verdict(allowed bool) string {
 		return audit.Allow
 	}
 	return audit.Deny
-}
-
-// claimString returns a string claim, "" when it is absent or not a
-// string.
-func claimString(claims map[string]any, name string) string {
-	s, _ := claims[name].(string)
-	return s
 }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -60,7 +59,7 @@ func (d Decision) String() string {
 		fmt.Fprintf(&b, "  rejected: %s\n", a.Err)
 	}
 	if id := d.Identity; id != nil {
-		fmt.Fprintf(&b, "  identity: principal %q", id.Principal)
+		fmt.Fprintf(&b, "  identity: principal %q", id.Principal())
 		if len(id.Audiences) > 0 {
 			fmt.Fprintf(&b, ", audiences %q", id.Audiences)
 		}
@@ -68,11 +67,10 @@ func (d Decision) String() string {
 			fmt.Fprintf(&b, ", presenter %q", id.Presenter)
 		}
 		b.WriteByte('\n')
-		names := make([]string, 0, len(id.Claims))
-		for k := range id.Claims {
+		names := make([]string, 0, id.Claims.Len())
+		for k := range id.Claims.All() {
 			names = append(names, k)
 		}
-		sort.Strings(names)
 		fmt.Fprintf(&b, "  claims: %s\n", strings.Join(names, ", "))
 	}
 	if d.Trace != nil && (d.Authn.Status == 200 || d.Authz.Custom.Matched()) {

@@ -3,13 +3,13 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/idgate/idgate/token"
+	"github.com/idgate/idgate/authn"
 )
 
 // ObserveTokenCache makes the token cache metrics report stats, typically
-// a token.Cache's Stats method. Until it is called (or when the cache is
+// a authn.Cache's Stats method. Until it is called (or when the cache is
 // off) they are not exported.
-func (m *Metrics) ObserveTokenCache(stats func() token.CacheStats) {
+func (m *Metrics) ObserveTokenCache(stats func() authn.CacheStats) {
 	m.mu.Lock()
 	m.tokenCache = stats
 	m.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/idgate/idgate/authn"
 	"github.com/idgate/idgate/engine"
 	"github.com/idgate/idgate/mint"
 	"github.com/idgate/idgate/policy"
@@ -40,7 +41,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := token.NewCache(token.CacheConfig{})
+	cache := authn.NewCache(authn.CacheConfig{})
 	m.ObserveTokenCache(cache.Stats)
 	keys := token.StaticKeys{key.PublicKey()}
 	eng, err := engine.New(docs, engine.Options{

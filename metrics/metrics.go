@@ -19,10 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idgate/idgate/audit"
+	"github.com/idgate/idgate/authn"
 	"github.com/idgate/idgate/engine"
 	"github.com/idgate/idgate/keyset"
 	"github.com/idgate/idgate/request"
-	"github.com/idgate/idgate/token"
 )
 
 // DurationBuckets are the upper bounds, in seconds, of the decision
@@ -45,7 +45,7 @@ type Metrics struct {
 	mu         sync.Mutex
 	audit      func() audit.Stats
 	keys       func() []keyset.Status
-	tokenCache func() token.CacheStats
+	tokenCache func() authn.CacheStats
 	scrape     *scraped
 }
 

@@ -52,12 +52,11 @@ func entraRequest(method, path string, roles ...string) (*request.Attributes, *r
 	}
 	iss := "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
 	id := &request.Identity{
-		Principal: iss + "/AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
 		Issuer:    iss,
 		Subject:   "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
 		Audiences: []string{"api://orders"},
 		Presenter: "66666666-0000-0000-0000-000000000000",
-		Claims: map[string]any{
+		Claims: request.ClaimsOf(map[string]any{
 			"iss":    iss,
 			"sub":    "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
 			"aud":    "api://orders",
@@ -69,7 +68,7 @@ func entraRequest(method, path string, roles ...string) (*request.Attributes, *r
 			"groups": groups,
 			"ver":    "2.0",
 			"exp":    json.Number("1767225600"),
-		},
+		}),
 	}
 	return a, id
 }

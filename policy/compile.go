@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -519,4 +520,26 @@ func (c *compiler) patterns(ch *check, values []string, path string) bool {
 		}
 	}
 	return ok
+}
+
+// Claims returns the claims (top-level names, sorted) that some rule of
+// the set reads through request.auth.claims[...], dry-run policies
+// included: the claims of an identity that can change a decision.
+func (s *Set) Claims() []string {
+	var names []string
+	for _, p := range s.all {
+		for _, r := range p.rules {
+			for _, checks := range [][][]check{r.from, r.to, {r.when}} {
+				for _, cs := range checks {
+					for _, c := range cs {
+						if c.attr == attrClaim && len(c.claim) > 0 {
+							names = append(names, c.claim[0])
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

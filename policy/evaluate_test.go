@@ -251,12 +251,11 @@ func (i *evalIdentity) identity() *request.Identity {
 		set("azp", i.Azp)
 	}
 	return &request.Identity{
-		Principal: i.Iss + "/" + i.Sub,
 		Issuer:    i.Iss,
 		Subject:   i.Sub,
 		Audiences: i.Aud,
 		Presenter: i.Azp,
-		Claims:    claims,
+		Claims:    request.ClaimsOf(claims),
 	}
 }
 

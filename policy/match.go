@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/idgate/idgate/request"
 )
 
 // strKind is how an Istio string pattern matches (authorization_policy.proto,
@@ -485,9 +487,15 @@ func (m *pathMatcher) match(path string) bool {
 
 // claimValue finds a claim by its path (request.auth.claims[a][b] is
 // ["a", "b"]) in the verified claims.
-func claimValue(claims map[string]any, path []string) (any, bool) {
-	var v any = claims
-	for _, k := range path {
+func claimValue(claims request.Claims, path []string) (any, bool) {
+	if len(path) == 0 {
+		return nil, false
+	}
+	v, ok := claims.Get(path[0])
+	if !ok {
+		return nil, false
+	}
+	for _, k := range path[1:] {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, false

@@ -146,7 +146,9 @@ func FuzzEvaluate(f *testing.F) {
 		a, id := entraRequest(method, path, role)
 		a.Host = host
 		a.Header.Set("X-Orders-Client", client)
-		id.Claims["groups"] = []any{group, 1.5, nil}
+		claims := id.Claims.Map()
+		claims["groups"] = []any{group, 1.5, nil}
+		id.Claims = request.ClaimsOf(claims)
 		var tr Trace
 		d := set.Evaluate(a, id, &tr)
 		if plain := set.Evaluate(a, id, nil); plain != d {

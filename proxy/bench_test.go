@@ -13,6 +13,7 @@ import (
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 
+	"github.com/idgate/idgate/authn"
 	"github.com/idgate/idgate/engine"
 	"github.com/idgate/idgate/enginetest"
 	"github.com/idgate/idgate/mint"
@@ -59,7 +60,7 @@ func BenchmarkProxy(b *testing.B) {
 	// The same with a verified-token cache, as idgate serve runs.
 	cachedEng, err := engine.New(docs, engine.Options{
 		Keys:       func(*securityv1beta1.JWTRule) (token.KeySource, error) { return keys, nil },
-		TokenCache: token.NewCache(token.CacheConfig{}),
+		TokenCache: authn.NewCache(authn.CacheConfig{}),
 	})
 	if err != nil {
 		b.Fatal(err)

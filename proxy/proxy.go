@@ -116,9 +116,13 @@ func New(eng *engine.Engine, upstream *url.URL, opts Options) (*Proxy, error) {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      t,
-		FlushInterval:  -1,
+		Rewrite:   p.rewrite,
+		Transport: t,
+		// Zero: ReverseProxy already flushes every write of a response
+		// that streams (no Content-Length, or text/event-stream); a
+		// response of known length goes out through the connection's
+		// buffer, without a write system call per piece.
+		FlushInterval:  0,
 		BufferPool:     newBufferPool(),
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,

@@ -3,8 +3,6 @@ package request
 // Identity is who a request proved to be with a verified JWT: Istio's
 // request.auth.* attributes. A nil *Identity is an anonymous request.
 type Identity struct {
-	// Principal is "<iss>/<sub>" (request.auth.principal).
-	Principal string
 	// Issuer and Subject are the verified "iss" and "sub".
 	Issuer  string
 	Subject string
@@ -16,8 +14,11 @@ type Identity struct {
 	// json.Number. Claims that Istio splits on spaces ("scope",
 	// "permission" and the rule's spaceDelimitedClaims) hold []any of
 	// strings here, as Envoy hands them to authorization.
-	Claims map[string]any
-	// Raw is the token as received, for forwardOriginalToken and
-	// fingerprints; never logged.
-	Raw string
+	Claims Claims
+	// Fingerprint identifies the token without revealing it
+	// (audit.Fingerprint).
+	Fingerprint string
 }
+
+// Principal returns "<iss>/<sub>" (request.auth.principal).
+func (id *Identity) Principal() string { return id.Issuer + "/" + id.Subject }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"reflect"
 	"slices"
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idgate/idgate/audit"
+	"github.com/idgate/idgate/authn"
 	"github.com/idgate/idgate/config"
 	"github.com/idgate/idgate/engine"
 	"github.com/idgate/idgate/extauthz"
@@ -148,9 +150,9 @@ func newServer(cfg config.Config, opts Options) (*Server, error) {
 	if opts.ConfigFile != "" {
 		s.configPrint = fingerprint([]string{opts.ConfigFile})
 	}
-	var cache *token.Cache
+	var cache *authn.Cache
 	if n := cfg.Keys.TokenCacheSize; n > 0 {
-		cache = token.NewCache(token.CacheConfig{MaxEntries: n})
+		cache = authn.NewCache(authn.CacheConfig{MaxEntries: n})
 		s.metrics.ObserveTokenCache(cache.Stats)
 	}
 	s.engine, err = engine.New(docs, engine.Options{
@@ -203,6 +205,13 @@ func (s *Server) open() error {
 	})
 	admin.HandleFunc("/readyz", s.readyz)
 	admin.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
+	if s.cfg.Pprof {
+		admin.HandleFunc("/debug/pprof/", pprof.Index)
+		admin.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		admin.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		admin.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		admin.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if err := s.listen("admin-listen", s.cfg.AdminListen, admin); err != nil {
 		return err
 	}

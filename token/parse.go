@@ -33,6 +33,9 @@ type Token struct {
 	// Audience is the aud claim as a list (a single string becomes one
 	// element; nil when absent).
 	Audience []string
+
+	// receipt is how a Verifier accepted the token; nil until one did.
+	receipt *Receipt
 }
 
 // Payload returns the token's second segment, the claims as base64url,

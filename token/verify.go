@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,10 +34,6 @@ type Config struct {
 	Skew time.Duration
 	// Now returns the time tokens are checked at; nil means time.Now.
 	Now func() time.Time
-	// Cache, if set, remembers the tokens this Verifier accepts, so that
-	// a token seen again is not verified again; see Cache. Nil means
-	// every token is verified in full.
-	Cache *Cache
 }
 
 // A Verifier checks tokens against one Config. It is safe for concurrent
@@ -47,7 +44,9 @@ type Verifier struct {
 	keys      KeySource
 	skew      int64 // seconds, ≥ 0
 	now       func() time.Time
-	cache     *Cache
+	// refs are the shared key refs of the last key set a token was
+	// verified with (Receipt).
+	refs atomic.Pointer[keyRefs]
 }
 
 // NewVerifier returns a Verifier for cfg, or an error if cfg is unusable.
@@ -67,7 +66,6 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		audiences: newAudienceSet(cfg.Audiences),
 		keys:      cfg.Keys,
 		now:       cfg.Now,
-		cache:     cfg.Cache,
 	}
 	switch {
 	case cfg.Skew == 0:
@@ -85,13 +83,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // times and audience. It returns the verified token, or an *Error whose
 // Code is the first failed check in the order the Code constants list.
 // An Error with a non-nil Err means the key source failed.
-//
-// With a Cache, the returned Token may be shared with other callers:
-// treat it as read-only.
+// The Token's Receipt lets v tell later whether it would accept the token
+// again (Recheck).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
-	if t, ok := v.Cached(ctx, raw); ok {
-		return t, nil
-	}
 	p, err := Parse(raw)
 	if err != nil {
 		return nil, err
@@ -100,7 +94,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 }
 
 // VerifyParsed verifies a token Parse returned, as Verify does, without
-// parsing it again. With a Cache, a token it accepts is remembered.
+// parsing it again.
 func (v *Verifier) VerifyParsed(ctx context.Context, p *Parsed) (*Token, error) {
 	if p == nil || p.alg == nil {
 		return nil, errorf(Malformed, "not a token that Parse returned")
@@ -116,9 +110,7 @@ func (v *Verifier) VerifyParsed(ctx context.Context, p *Parsed) (*Token, error) 
 		return nil, err
 	}
 	t := p.Unverified
-	if v.cache != nil {
-		v.cache.add(v, p, &t, keys, k)
-	}
+	t.receipt = v.newReceipt(p, keys, k)
 	return &t, nil
 }
 

@@ -298,7 +298,7 @@ func writeExplainJSON(w io.Writer, d engine.Decision, hints []string) {
 		rec.Rule = &rule
 	}
 	if d.Identity != nil {
-		rec.Principal, rec.Claims = d.Identity.Principal, d.Identity.Claims
+		rec.Principal, rec.Claims = d.Identity.Principal(), d.Identity.Claims.Map()
 	}
 	for _, t := range d.Authn.Tokens {
 		et := explainToken{Location: t.Location.String(), Issuer: t.UnverifiedIssuer, Audiences: t.UnverifiedAudiences, Checks: []explainCheck{}}

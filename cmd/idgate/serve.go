@@ -87,6 +87,7 @@ type serveFlags struct {
 	audit          string
 	dryRun         bool
 	logLevel       string
+	pprof          bool
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -100,6 +101,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.audit, "audit", "-", "audit records, JSON lines: a file, or - for stdout")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "decide and record, never block")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin listener")
 }
 
 // apply puts the flags given on the command line, and the environment
@@ -163,17 +165,21 @@ func (f *serveFlags) apply(fs *pflag.FlagSet, cfg *config.Config) error {
 		cfg.TrustedProxies = n
 		return nil
 	})
-	set("dry-run", func(v string, fromFlag bool) error {
-		if fromFlag {
-			cfg.DryRun = f.dryRun
+	boolean := func(dst *bool, flag bool) func(string, bool) error {
+		return func(v string, fromFlag bool) error {
+			if fromFlag {
+				*dst = flag
+				return nil
+			}
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			*dst = b
 			return nil
 		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
-		}
-		cfg.DryRun = b
-		return nil
-	})
+	}
+	set("dry-run", boolean(&cfg.DryRun, f.dryRun))
+	set("pprof", boolean(&cfg.Pprof, f.pprof))
 	return err
 }
