@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"hash/maphash"
@@ -62,11 +61,13 @@ type CacheConfig struct {
 //     never change: new policies make a new Authenticator, which never
 //     sees the old one's entries. Clear drops them.
 //
-// Entries are found by a keyed hash (hash/maphash, with a random seed) of
-// the whole token, and confirmed by the length of the token and the
-// SHA-256 of its signature: a token matches an entry only if it carries
-// the very signature of the token that was verified, which nobody can
-// produce without holding that token. The token itself is not kept.
+// Entries are found by a keyed hash (hash/maphash, with a random seed
+// made when the cache is) of the whole token, and confirmed by the length
+// of the token and the last sigTail characters of its signature: a token
+// matches an entry only if it has the hash of the token that was verified
+// and ends with that token's signature, which nobody can produce without
+// holding the token. Holding it, one gets no more from a look-alike than
+// from the token itself. The token itself is not kept.
 //
 // An entry keeps the identity with only the claims the Authenticator was
 // told policies read (Options.Claims), and shares the strings many tokens
@@ -111,10 +112,10 @@ type cacheShard struct {
 
 // A cacheEntry is one accepted token and what authentication made of it.
 type cacheEntry struct {
-	rule    *rule   // the rule that accepted it
-	sig     [8]byte // the first 8 bytes of the SHA-256 of its signature segment
-	n       int32   // its length
-	loc     int32   // the location it was found at
+	rule    *rule         // the rule that accepted it
+	sig     [sigTail]byte // the end of its signature
+	n       int32         // its length
+	loc     int32         // the location it was found at
 	size    int32
 	used    atomic.Bool // read since an eviction last looked
 	receipt *token.Receipt
@@ -198,14 +199,18 @@ func (c *Cache) shard(h uint64) *cacheShard {
 	return &c.shards[h&uint64(len(c.shards)-1)]
 }
 
-// sigDigest returns the first 8 bytes of the SHA-256 of the signature
-// segment of raw.
-func sigDigest(raw string) [8]byte {
+// sigTail is how many characters of the end of a token's signature an
+// entry keeps: 96 bits of a signature, which can be neither guessed nor
+// computed without the signing key.
+const sigTail = 16
+
+// sigEnd returns the last sigTail characters of raw's signature segment,
+// padded with zeros when it is shorter.
+func sigEnd(raw string) [sigTail]byte {
+	var end [sigTail]byte
 	sig := raw[strings.LastIndexByte(raw, '.')+1:]
-	// sha256 only reads its input; the conversion without a copy keeps a
-	// hit free of allocations.
-	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(sig), len(sig)))
-	return [8]byte(sum[:8])
+	copy(end[:], sig[max(0, len(sig)-sigTail):])
+	return end
 }
 
 // lookup returns the entry of a, when it holds raw found at location loc
@@ -216,7 +221,7 @@ func (c *Cache) lookup(ctx context.Context, a *Authenticator, raw string, loc in
 	sh.mu.RLock()
 	e := sh.entries[h]
 	sh.mu.RUnlock()
-	if e == nil || e.rule.owner != a || int(e.loc) != loc || int(e.n) != len(raw) || e.sig != sigDigest(raw) {
+	if e == nil || e.rule.owner != a || int(e.loc) != loc || int(e.n) != len(raw) || e.sig != sigEnd(raw) {
 		sh.misses.Add(1)
 		return nil
 	}
@@ -313,7 +318,7 @@ func (c *Cache) evictLocked(sh *cacheShard, keep uint64) {
 func (c *Cache) newCacheEntry(a *Authenticator, t *token.Token, loc, ri int, set []Header) *cacheEntry {
 	e := &cacheEntry{
 		rule:    a.rules[ri],
-		sig:     sigDigest(t.Raw),
+		sig:     sigEnd(t.Raw),
 		n:       int32(len(t.Raw)),
 		loc:     int32(loc),
 		receipt: t.Receipt(),

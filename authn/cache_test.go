@@ -281,7 +281,7 @@ func TestCacheConfirmsTheSignature(t *testing.T) {
 	if got := cache.lookup(context.Background(), cached, mallory, 0); got != nil {
 		t.Fatal("an entry was used for a token with another signature")
 	}
-	forged.sig = sigDigest(mallory)
+	forged.sig = sigEnd(mallory)
 	if got := cache.lookup(context.Background(), cached, mallory, 0); got != forged {
 		t.Fatal("the test does not reach the signature check")
 	}

@@ -32,21 +32,27 @@ func newIdentity(t *token.Token, r *rule, keep []string) *request.Identity {
 // gives: principal "iss/sub", audiences, presenter "azp", the token's
 // fingerprint, and its claims with each claim the rule splits that holds
 // a string turned into the list of its space-separated words. When keep
-// is not nil, only the claims it names are kept. The strings many tokens hold alike (issuer, audiences,
-// presenter, claim names, the values of the shared claims and every string
-// in a list) are interned, and share, if not nil, may replace each list of
-// strings with a copy other identities hold, so that identities kept in a
-// Cache share them. Nothing of t's memory is kept.
+// is not nil, only the claims it names are kept.
+//
+// An identity a Cache keeps (share is not nil) holds nothing of t's
+// memory, interns the strings many tokens hold alike (issuer, audiences,
+// presenter, the values of the shared claims and every string in a list)
+// and holds the lists of strings share returns, which other identities
+// hold too. An identity for one request (share is nil) shares t's values.
 func fillIdentity(id *request.Identity, t *token.Token, r *rule, keep []string, share func([]any) any) {
-	id.Issuer = intern(t.Issuer)
-	id.Subject = strings.Clone(t.Subject)
-	id.Audiences = r.audienceList(t.Audience)
-	id.Presenter = intern(t.Presenter)
+	kept := share != nil
+	id.Issuer, id.Subject, id.Audiences, id.Presenter = t.Issuer, t.Subject, t.Audience, t.Presenter
+	if kept {
+		id.Issuer = intern(t.Issuer)
+		id.Subject = strings.Clone(t.Subject)
+		id.Audiences = r.audienceList(t.Audience)
+		id.Presenter = intern(t.Presenter)
+	}
 	id.Fingerprint = audit.Fingerprint(t.Raw)
 	var list []request.Claim
 	add := func(name string, v any) {
-		v = claimValue(name, v, r.split)
-		if l, ok := v.([]any); ok && share != nil {
+		v = claimValue(name, v, r.split, kept)
+		if l, ok := v.([]any); ok && kept {
 			if shared := share(l); shared != nil {
 				v = shared
 			}
@@ -56,7 +62,10 @@ func fillIdentity(id *request.Identity, t *token.Token, r *rule, keep []string, 
 	if keep == nil {
 		list = make([]request.Claim, 0, len(t.Claims))
 		for name, v := range t.Claims {
-			add(intern(name), v)
+			if kept {
+				name = intern(name)
+			}
+			add(name, v)
 		}
 	} else {
 		n := 0
@@ -103,25 +112,33 @@ var shared = map[string]bool{"iss": true, "aud": true, "tid": true, "azp": true,
 // claimValue returns claim value v as an identity holds it: a string
 // claim named in split becomes the list of its words, split on ' ' with
 // empty words dropped, as Envoy's normalize_payload_in_metadata does (a
-// claim with no words is left as it is). Strings are copied, so that an
-// identity does not hold on to the token it came from, and the shared
-// ones interned.
-func claimValue(name string, v any, split []string) any {
+// claim with no words is left as it is). For an identity a Cache keeps,
+// strings are copied, so that it does not hold on to the token it came
+// from, and the shared ones interned.
+func claimValue(name string, v any, split []string, kept bool) any {
 	if s, ok := v.(string); ok {
 		if slices.Contains(split, name) {
 			var words []any
 			for w := range strings.SplitSeq(s, " ") {
-				if w != "" {
+				if w == "" {
+					continue
+				}
+				if kept {
 					words = append(words, internAny(w))
+				} else {
+					words = append(words, w)
 				}
 			}
 			if words != nil {
 				return words
 			}
 		}
-		if shared[name] {
+		if kept && shared[name] {
 			return internAny(s)
 		}
+	}
+	if !kept {
+		return v
 	}
 	return copyValue(v)
 }
