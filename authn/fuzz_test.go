@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,6 +76,33 @@ func FuzzExtract(f *testing.F) {
 			}
 		default:
 			t.Fatalf("status %d", res.Status)
+		}
+	})
+}
+
+// FuzzCacheAgrees sends arbitrary tokens and header values, twice, to an
+// Authenticator with a verified-token cache, and once to one without: the
+// outcomes must be the same, the second time (a cache hit for a valid
+// token) too.
+func FuzzCacheAgrees(f *testing.F) {
+	tok := sign(f, iss1, claims(iss1, "sub-1", map[string]any{"aud": "api://orders", "scope": "a b"}))
+	f.Add("Bearer "+tok, "", "")
+	f.Add("Bearer "+tok, tok, "access_token="+tok)
+	f.Add("Bearer "+tok+"x", "", "")
+	f.Add("Bearer "+tok[:len(tok)-1], "", "")
+	f.Add("Bearer "+strings.Replace(tok, ".", "..", 1), "", "")
+	f.Add("bearer "+tok, "", "x=1&access_token="+tok)
+	cache := NewCache(CacheConfig{MaxEntries: 64})
+	cached, fresh := cachedPair(f, oneRule, cache, options())
+	f.Fuzz(func(t *testing.T, authz, spoof, query string) {
+		r := get("/?" + query)
+		r.Header.Set("Authorization", authz)
+		if spoof != "" {
+			r.Header["X_user"] = []string{spoof}
+		}
+		want := fresh.Authenticate(context.Background(), r)
+		for i := range 2 {
+			sameOutcome(t, fmt.Sprintf("request %d", i+1), want, cached.Authenticate(context.Background(), r))
 		}
 	})
 }
