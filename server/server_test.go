@@ -426,3 +426,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// --pprof serves Go's profiles on the admin listener; without it they are
+// not there.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		h := start(t, func(c *config.Config) { c.Pprof = on })
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/cmdline"} {
+			if resp, _ := h.get(h.url("admin-listen", path), ""); resp.StatusCode != want {
+				t.Errorf("pprof %v: %s = %d, want %d", on, path, resp.StatusCode, want)
+			}
+		}
+		if err := h.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -59,14 +59,21 @@ func TestServeFlagPrecedence(t *testing.T) {
 	t.Setenv("IDGATE_POLICIES", "a.yaml, b/")
 	t.Setenv("IDGATE_TRUSTED_PROXIES", "2")
 	t.Setenv("IDGATE_DRY_RUN", "true")
+	t.Setenv("IDGATE_PPROF", "1")
 	cfg := config.Defaults()
 	cfg.Listen, cfg.LogLevel = "127.0.0.1:1", "debug"
 	if err := f.apply(fs, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Upstream != "http://flag:1" || cfg.Listen != "127.0.0.1:8080" || strings.Join(cfg.Policies, "|") != "a.yaml|b/" ||
-		cfg.TrustedProxies != 2 || !cfg.DryRun || cfg.LogLevel != "debug" {
+		cfg.TrustedProxies != 2 || !cfg.DryRun || !cfg.Pprof || cfg.LogLevel != "debug" {
 		t.Errorf("config = %+v", cfg)
+	}
+	if err := fs.Parse([]string{"--pprof=false"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.apply(fs, &cfg); err != nil || cfg.Pprof {
+		t.Errorf("--pprof=false over IDGATE_PPROF: pprof %v, err %v", cfg.Pprof, err)
 	}
 	t.Setenv("IDGATE_TRUSTED_PROXIES", "two")
 	if err := f.apply(fs, &cfg); err == nil || !strings.Contains(err.Error(), "IDGATE_TRUSTED_PROXIES") {
