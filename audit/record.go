@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Schema names the version of the record format. It changes only when a
@@ -126,7 +127,9 @@ func Fingerprint(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(raw))
+	// sha256 only reads its input: a view of the string saves copying
+	// the token.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	return hex.EncodeToString(sum[:8])
 }
 
