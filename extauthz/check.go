@@ -103,19 +103,40 @@ func checkAttributes(req *authv3.CheckRequest, trusted int) (*request.Attributes
 // checkHeaders returns the headers of the checked request with canonical
 // names, without the HTTP/2 pseudo-headers.
 func checkHeaders(h *authv3.AttributeContext_HttpRequest) http.Header {
-	out := http.Header{}
 	if raw := h.GetHeaderMap().GetHeaders(); len(raw) > 0 {
 		// encode_raw_headers: one entry per header line, values in
 		// raw_value (value when an older Envoy filled that in).
+		out := make(http.Header, len(raw))
 		for _, hv := range raw {
 			addHeader(out, hv.GetKey(), rawValue(hv))
 		}
 		return out
 	}
-	// Envoy's keys are distinct lower-case names; in any other map, names
-	// that differ in case alone are taken in sorted order, so that the
-	// same check always gets the same decision.
 	m := h.GetHeaders()
+	// Envoy's keys are distinct lower-case names, which stay distinct in
+	// canonical form: each name gets one value, whatever the order. The
+	// values share one array.
+	out := make(http.Header, len(m))
+	values := make([]string, len(m))
+	for k, v := range m {
+		if k == "" || k[0] == ':' {
+			continue
+		}
+		name := textproto.CanonicalMIMEHeaderKey(k)
+		if _, dup := out[name]; dup {
+			return sortedHeaders(m)
+		}
+		values[0] = v
+		out[name], values = values[:1:1], values[1:]
+	}
+	return out
+}
+
+// sortedHeaders returns the headers of m with canonical names. In a map
+// whose names differ in case alone, they are taken in sorted order, so
+// that the same check always gets the same decision.
+func sortedHeaders(m map[string]string) http.Header {
+	out := make(http.Header, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		addHeader(out, k, m[k])
 	}

@@ -81,10 +81,13 @@ func externalAddress(remote netip.Addr, header string, trusted int) netip.Addr {
 // them too could drop idgate's value, as Envoy applies removals after
 // additions.
 func headersToRemove(c authn.Changes) []string {
-	out := make([]string, 0, len(c.RemoveHeaders))
+	var out []string
 	for _, name := range c.RemoveHeaders {
 		if slices.ContainsFunc(c.SetHeaders, func(h authn.Header) bool { return strings.EqualFold(h.Name, name) }) {
 			continue
+		}
+		if out == nil {
+			out = make([]string, 0, len(c.RemoveHeaders))
 		}
 		out = append(out, strings.ToLower(name))
 	}

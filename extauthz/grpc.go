@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -46,11 +47,18 @@ func NewServer(eng *engine.Engine, opts Options) *Server {
 // SERVING for "" and ServiceName), with messages bounded by
 // Options.MaxMessageBytes. extra options are added after idgate's own.
 // Stop it with GracefulStop, or Stop when draining takes too long.
+//
+// Calls are handled by a pool of worker goroutines (streamWorkers), not a
+// new goroutine each: a decision needs a deeper stack than a new
+// goroutine starts with, and growing it on every call cost about a sixth
+// of the server's CPU time. A call that finds every worker busy still
+// gets a goroutine of its own.
 func NewGRPCServer(eng *engine.Engine, opts Options, extra ...grpc.ServerOption) *grpc.Server {
 	s := NewServer(eng, opts)
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.opts.MaxMessageBytes),
+		grpc.NumStreamWorkers(streamWorkers()),
 	}, extra...)...)
 	authv3.RegisterAuthorizationServer(gs, s)
 	hs := health.NewServer()
@@ -59,6 +67,19 @@ func NewGRPCServer(eng *engine.Engine, opts Options, extra ...grpc.ServerOption)
 	healthpb.RegisterHealthServer(gs, hs)
 	return gs
 }
+
+// streamWorkers is the number of goroutines that handle calls. A worker
+// is busy from the moment a call is handed to it until its answer is
+// queued, so a loaded server needs about as many as it has calls in
+// flight: with fewer, the calls beyond them each start a goroutine and
+// grow its stack again.
+func streamWorkers() uint32 {
+	return uint32(max(minStreamWorkers, 8*runtime.GOMAXPROCS(0)))
+}
+
+// minStreamWorkers is the least number of stream workers: idle ones cost
+// a few kilobytes of stack each.
+const minStreamWorkers = 64
 
 // Check decides the request req describes. Every outcome is an OK call:
 // an allowed request gets status OK and an OkHttpResponse with the
@@ -86,7 +107,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	// to Envoy's access log.
 	id = request.RequestID(a.Header.Get(request.RequestIDHeader))
 	a.RequestID = id
-	a.Header.Set(request.RequestIDHeader, id)
+	if v := a.Header[request.RequestIDHeader]; len(v) != 1 || v[0] != id {
+		a.Header[request.RequestIDHeader] = []string{id}
+	}
 	d := s.eng.Decide(ctx, a)
 	if d.Blocks() {
 		rec := newRecorder()
@@ -114,21 +137,40 @@ func (s *Server) refuse(err error, id string) *authv3.CheckResponse {
 // forwarded, and the request id upstream and downstream.
 func allowed(a *request.Attributes, d engine.Decision) *authv3.CheckResponse {
 	c := d.Authn.Changes
-	ok := &authv3.OkHttpResponse{
-		HeadersToRemove:      headersToRemove(c),
-		ResponseHeadersToAdd: []*corev3.HeaderValueOption{overwrite(request.RequestIDHeader, a.RequestID)},
-	}
+	// One allocation for the response and its messages, one for the
+	// header options: this answer is built for every allowed request.
+	ans := &okAnswer{}
+	ok := &ans.ok
+	ok.HeadersToRemove = headersToRemove(c)
+	n := len(c.SetHeaders) + 1
+	hs := newOverwrites(n + 1)
 	for _, h := range c.SetHeaders {
-		ok.Headers = append(ok.Headers, overwrite(h.Name, h.Value))
+		hs.add(h.Name, h.Value)
 	}
-	ok.Headers = append(ok.Headers, overwrite(request.RequestIDHeader, a.RequestID))
+	hs.add(requestIDKey, a.RequestID)
+	hs.add(requestIDKey, a.RequestID)
+	ok.Headers = hs.list[:n:n]
+	ok.ResponseHeadersToAdd = hs.list[n:]
 	if c.RewriteQuery {
 		ok.QueryParametersToRemove = removedParams(a.Query, c.Query)
 	}
-	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-	}
+	ans.wrap.OkResponse = ok
+	ans.resp.Status = &ans.status // code OK
+	ans.resp.HttpResponse = &ans.wrap
+	return &ans.resp
+}
+
+// requestIDKey is request.RequestIDHeader in lower case, as Envoy wants
+// header names.
+const requestIDKey = "x-request-id"
+
+// okAnswer holds an allowing CheckResponse and the messages it points
+// to, so that they are allocated together.
+type okAnswer struct {
+	resp   authv3.CheckResponse
+	status rpcstatus.Status
+	wrap   authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
 }
 
 // denial is the answer for a refused request: status, with the headers
@@ -141,15 +183,19 @@ func denial(status int, reason, id string, rec *recorder) *authv3.CheckResponse 
 	dr := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(status)}}
 	if rec != nil {
 		names := make([]string, 0, len(rec.header))
-		for name := range rec.header {
+		n := 0
+		for name, vs := range rec.header {
 			names = append(names, name)
+			n += len(vs)
 		}
 		slices.Sort(names)
+		hs := newOverwrites(n)
 		for _, name := range names {
 			for _, v := range rec.header[name] {
-				dr.Headers = append(dr.Headers, overwrite(name, v))
+				hs.add(name, v)
 			}
 		}
+		dr.Headers = hs.list
 		dr.Body = rec.body.String()
 	} else {
 		dr.Headers = []*corev3.HeaderValueOption{overwrite(request.RequestIDHeader, id)}
@@ -165,11 +211,43 @@ func denial(status int, reason, id string, rec *recorder) *authv3.CheckResponse 
 // versions read one or the other, and an unset append_action means
 // append.
 func overwrite(name, value string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: strings.ToLower(name), Value: value},
-		Append:       wrapperspb.Bool(false),
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	hs := newOverwrites(1)
+	hs.add(name, value)
+	return hs.list[0]
+}
+
+// overwrites builds a list of header options that overwrite (see
+// overwrite), allocated together.
+type overwrites struct {
+	list []*corev3.HeaderValueOption
+	free []overwriteOption
+}
+
+// overwriteOption is one option of overwrites with the messages it
+// points to.
+type overwriteOption struct {
+	opt    corev3.HeaderValueOption
+	header corev3.HeaderValue
+	append wrapperspb.BoolValue // false
+}
+
+// newOverwrites returns an overwrites with room for n options.
+func newOverwrites(n int) *overwrites {
+	return &overwrites{list: make([]*corev3.HeaderValueOption, 0, n), free: make([]overwriteOption, n)}
+}
+
+// add appends an option that sets name (lower-cased) to value.
+func (o *overwrites) add(name, value string) {
+	if len(o.free) == 0 {
+		o.free = make([]overwriteOption, 1)
 	}
+	x := &o.free[0]
+	o.free = o.free[1:]
+	x.header.Key, x.header.Value = strings.ToLower(name), value
+	x.opt.Header = &x.header
+	x.opt.Append = &x.append
+	x.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	o.list = append(o.list, &x.opt)
 }
 
 // recorder is the http.ResponseWriter that httpfront writes a denial

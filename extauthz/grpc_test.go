@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -401,4 +402,48 @@ func TestCheckWithoutSourceAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertCheck(t, resp, grpcWant{code: codes.PermissionDenied, status: 403, body: "Forbidden: no_allow_match"})
+}
+
+// Headers whose names differ in case alone, which Envoy never sends, are
+// joined in sorted order of their names, whatever the map's order; any
+// other name has its one value.
+func TestCheckHeadersCaseDuplicates(t *testing.T) {
+	m := map[string]string{"x-a": "1", "X-A": "2", "x-B": "3", ":path": "/p", "accept": "*/*"}
+	for range 20 {
+		h := checkHeaders(&authv3.AttributeContext_HttpRequest{Headers: m})
+		want := http.Header{"X-A": {"2", "1"}, "X-B": {"3"}, "Accept": {"*/*"}}
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("checkHeaders = %v, want %v", h, want)
+		}
+	}
+	h := checkHeaders(&authv3.AttributeContext_HttpRequest{Headers: map[string]string{"x-a": "1", "accept": "*/*", "": "x"}})
+	if want := (http.Header{"X-A": {"1"}, "Accept": {"*/*"}}); !reflect.DeepEqual(h, want) {
+		t.Fatalf("checkHeaders = %v, want %v", h, want)
+	}
+	// A value appended to one header does not show in another.
+	h["X-A"] = append(h["X-A"], "more")
+	if got := h["Accept"]; len(got) != 1 || got[0] != "*/*" {
+		t.Errorf("Accept = %q after appending to X-A", got)
+	}
+}
+
+// Every header option of an answer overwrites, and each has messages of
+// its own.
+func TestOverwrites(t *testing.T) {
+	hs := newOverwrites(1)
+	hs.add("X-User-Oid", "a")
+	hs.add("x-request-id", "b") // beyond the room asked for
+	if len(hs.list) != 2 {
+		t.Fatalf("%d options", len(hs.list))
+	}
+	for i, want := range [][2]string{{"x-user-oid", "a"}, {"x-request-id", "b"}} {
+		o := hs.list[i]
+		if o.GetHeader().GetKey() != want[0] || o.GetHeader().GetValue() != want[1] ||
+			o.GetAppend() == nil || o.GetAppend().GetValue() || o.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+			t.Errorf("option %d = %v, want %s: %s overwriting", i, o, want[0], want[1])
+		}
+	}
+	if hs.list[0].Header == hs.list[1].Header || hs.list[0].Append == hs.list[1].Append {
+		t.Error("options share messages")
+	}
 }
