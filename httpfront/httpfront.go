@@ -41,11 +41,19 @@ const (
 // headers, so that the decision, the audit record and whatever idgate
 // forwards all carry the same id. The responses of this package echo it.
 func RequestID(r *http.Request) string {
-	id := request.RequestID(r.Header.Get(request.RequestIDHeader))
+	v := r.Header[request.RequestIDHeader]
+	var incoming string
+	if len(v) > 0 {
+		incoming = v[0]
+	}
+	id := request.RequestID(incoming)
+	if len(v) == 1 && v[0] == id {
+		return id // kept as it is
+	}
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
-	r.Header.Set(request.RequestIDHeader, id)
+	r.Header[request.RequestIDHeader] = []string{id}
 	return id
 }
 

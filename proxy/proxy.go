@@ -153,13 +153,32 @@ func checkUpstream(u *url.URL, opts Options) error {
 // upstream.
 func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
 
-// forward is what the proxy knows of a request it forwards.
+// forward is what the proxy knows of a request it forwards: its
+// attributes and its decision. It is also the context of the request it
+// forwards, the parent's with itself as the value of forwardKey{}, so
+// that one allocation holds everything the proxy adds to a request.
 type forward struct {
-	attrs    *request.Attributes
-	decision *engine.Decision
+	context.Context
+	attrs    request.Attributes
+	decision engine.Decision
 }
 
 type forwardKey struct{}
+
+// Value returns f for forwardKey{}, else the parent context's value.
+func (f *forward) Value(key any) any {
+	if _, ok := key.(forwardKey); ok {
+		return f
+	}
+	return f.Context.Value(key)
+}
+
+// forwardOf returns the forward of a request ServeHTTP passed on, nil for
+// any other.
+func forwardOf(r *http.Request) *forward {
+	f, _ := r.Context().Value(forwardKey{}).(*forward)
+	return f
+}
 
 // ServeHTTP decides r and either answers it (denied: 401/403; a target
 // that cannot be normalized: 400 or 404) or forwards it. A request the
@@ -167,42 +186,44 @@ type forwardKey struct{}
 // response carries the request's X-Request-Id.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := httpfront.RequestID(r)
-	a, err := request.FromHTTP(r, p.opts.TrustedProxies)
-	if err != nil {
+	ctx := r.Context()
+	f := &forward{Context: ctx}
+	a := &f.attrs
+	if err := a.FromHTTP(r, p.opts.TrustedProxies); err != nil {
 		closeIfBodyUnread(w, r)
 		httpfront.BadRequest(w, err, id)
 		return
 	}
 	a.RequestID, a.Frontend = id, Frontend
-	ctx := r.Context()
-	d := p.eng.Decide(ctx, a)
-	if d.Blocks() {
+	f.decision = p.eng.Decide(ctx, a)
+	if f.decision.Blocks() {
 		closeIfBodyUnread(w, r)
-		httpfront.Deny(w, a, d)
+		httpfront.Deny(w, a, f.decision)
 		return
 	}
 	stripH2CUpgrade(r.Header)
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, &forward{attrs: a, decision: &d})))
+	p.rp.ServeHTTP(w, r.WithContext(f))
 }
 
 // rewrite builds the upstream request: the normalized path under the
 // upstream's, the query as decided (a query token removed), the
 // authentication changes applied to the headers, X-Forwarded-* set.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	f := pr.In.Context().Value(forwardKey{}).(*forward)
-	a, c := f.attrs, f.decision.Authn.Changes
+	f := forwardOf(pr.In)
+	a, c := &f.attrs, f.decision.Authn.Changes
 	out := pr.Out
 
-	u := *out.URL
+	// out.URL is the outgoing request's own copy (ReverseProxy clones
+	// the incoming request).
+	u := out.URL
 	u.Scheme, u.Host = p.upstream.Scheme, p.upstream.Host
 	u.User, u.Fragment, u.RawFragment = nil, "", ""
-	setPath(&u, p.base+a.Path)
+	setPath(u, p.base+a.Path)
 	q := a.Query
 	if c.RewriteQuery {
 		q = c.Query
 	}
 	u.RawQuery, u.ForceQuery = escapeQuery(q), false
-	out.URL = &u
 	// The Host authorized, which is the request's own unless the target
 	// was in absolute form.
 	out.Host = a.Host
@@ -283,7 +304,7 @@ func mustEscape(c byte) bool {
 // modifyResponse gives the upstream's response the request's id; the
 // client sees idgate's id, whatever the upstream sent.
 func (p *Proxy) modifyResponse(res *http.Response) error {
-	if f, ok := res.Request.Context().Value(forwardKey{}).(*forward); ok {
+	if f := forwardOf(res.Request); f != nil {
 		res.Header.Set(request.RequestIDHeader, f.attrs.RequestID)
 	}
 	return nil
@@ -293,7 +314,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 // it timed out, 502 otherwise; nothing when the client went away.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	id := r.Header.Get(request.RequestIDHeader)
-	if f, ok := r.Context().Value(forwardKey{}).(*forward); ok {
+	if f := forwardOf(r); f != nil {
 		id = f.attrs.RequestID
 	}
 	if r.Context().Err() != nil {

@@ -95,8 +95,20 @@ func AddrPort(s string) (netip.Addr, int) {
 // method with a lower-case letter, a *MethodError: answer its Status()
 // (400 or 404) and never forward the request.
 func FromHTTP(r *http.Request, trustedProxies int) (*Attributes, error) {
-	if err := CheckMethod(r.Method); err != nil {
+	a := new(Attributes)
+	if err := a.FromHTTP(r, trustedProxies); err != nil {
 		return nil, err
+	}
+	return a, nil
+}
+
+// FromHTTP sets a to the attributes of r, exactly as the function
+// FromHTTP returns them, for a caller that holds a in a larger value. It
+// returns the same errors; a is then only partly set and must not be
+// decided.
+func (a *Attributes) FromHTTP(r *http.Request, trustedProxies int) error {
+	if err := CheckMethod(r.Method); err != nil {
+		return err
 	}
 	target := r.RequestURI
 	host := r.Host
@@ -110,9 +122,9 @@ func FromHTTP(r *http.Request, trustedProxies int) (*Attributes, error) {
 	}
 	path, err := NormalizePath(target)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	a := &Attributes{
+	*a = Attributes{
 		Method: r.Method,
 		Scheme: "http",
 		Host:   host,
@@ -129,13 +141,29 @@ func FromHTTP(r *http.Request, trustedProxies int) (*Attributes, error) {
 	a.SourceIP, _ = AddrPort(r.RemoteAddr)
 	a.RemoteIP = ClientIP(a.SourceIP, r.Header.Values("X-Forwarded-For"), trustedProxies)
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		a.DestinationIP, a.DestinationPort = AddrPort(la.String())
+		a.DestinationIP, a.DestinationPort = localAddr(la)
 	}
-	return a, nil
+	return nil
+}
+
+// localAddr returns the address and port of la, as AddrPort would parse
+// la.String(), without formatting it for a TCP address.
+func localAddr(la net.Addr) (netip.Addr, int) {
+	if ta, ok := la.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		if !ap.Addr().IsValid() {
+			return netip.Addr{}, 0
+		}
+		return ap.Addr().Unmap(), int(ap.Port())
+	}
+	return AddrPort(la.String())
 }
 
 // cutScheme removes a leading "http://" or "https://" (any case).
 func cutScheme(target string) (string, bool) {
+	if target == "" || target[0] == '/' {
+		return target, false // origin form, by far the most common
+	}
 	for _, s := range []string{"http://", "https://"} {
 		if len(target) >= len(s) && strings.EqualFold(target[:len(s)], s) {
 			return target[len(s):], true

@@ -110,3 +110,43 @@ func TestFromHTTPRejectsBadTargets(t *testing.T) {
 		}
 	}
 }
+
+// localAddr reads a TCP address without formatting it, and must read it
+// as AddrPort reads the formatted address.
+func TestLocalAddrMatchesAddrPort(t *testing.T) {
+	for _, la := range []net.Addr{
+		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8443},
+		&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3).To4(), Port: 80},
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 1},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 8080, Zone: "eth0"},
+		&net.TCPAddr{Port: 8080},
+		&net.TCPAddr{},
+		&net.UnixAddr{Name: "/run/idgate.sock", Net: "unix"},
+	} {
+		ip, port := localAddr(la)
+		wantIP, wantPort := AddrPort(la.String())
+		if ip != wantIP || port != wantPort {
+			t.Errorf("localAddr(%v) = %v, %d; want %v, %d", la, ip, port, wantIP, wantPort)
+		}
+	}
+}
+
+// The method fills in what the function returns.
+func TestAttributesFromHTTP(t *testing.T) {
+	for _, target := range []string{"/a/../b?x=1", "http://other.example/p", "/%00"} {
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "198.51.100.7:4321"
+		r.Header.Set("X-Forwarded-For", "203.0.113.9")
+		want, wantErr := FromHTTP(r, 1)
+		var got Attributes
+		err := got.FromHTTP(r, 1)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Errorf("%s: error %v, want %v", target, err, wantErr)
+			continue
+		}
+		if err == nil && !reflect.DeepEqual(&got, want) {
+			t.Errorf("%s: %+v, want %+v", target, got, *want)
+		}
+	}
+}
