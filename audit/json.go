@@ -113,6 +113,34 @@ const hexDigits = "0123456789abcdef"
 // verbatim reports whether a JSON string holds the ASCII byte c as it is.
 func verbatim(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
 
+// skipVerbatim returns the index of the first byte at or after i that a
+// JSON string may not hold as it is, or a later index at most 7 bytes
+// before the end of s: it tests 8 bytes at a time, as one 64-bit word,
+// whether they are all ASCII and verbatim.
+func skipVerbatim(s string, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		if x&highs != 0 {
+			return i // a byte >= 0x80
+		}
+		// With every byte below 0x80, (y - ones) & ^y & highs is not
+		// zero exactly when a byte of y is zero, and
+		// (x - n*ones) & ^x & highs exactly when a byte of x is below n.
+		quote := x ^ (ones * '"')
+		backslash := x ^ (ones * '\\')
+		if ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
+			return i
+		}
+	}
+	return i
+}
+
 // appendString appends s as a JSON string, escaped as encoding/json does
 // without HTML escaping: '"', '\\' and control characters are escaped,
 // as are U+2028 and U+2029 (for JavaScript readers), and each byte of
@@ -122,6 +150,10 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Most of a record is plain ASCII: skip it 8 bytes at a time.
+		if i = skipVerbatim(s, i); i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if verbatim(c) {

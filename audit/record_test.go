@@ -234,3 +234,26 @@ func FuzzRecordLine(f *testing.F) {
 		}
 	})
 }
+
+// appendString reads plain ASCII 8 bytes at a time: every byte that needs
+// escaping, or starts a multi-byte character, is still found whatever its
+// place in the word, and the string is encoded exactly as encoding/json
+// encodes it.
+func TestAppendStringEveryOffset(t *testing.T) {
+	specials := []string{"\"", "\\", "\x00", "\x1f", "\n", "\x7f", " ", "~", "\u2028", "é", "\xff", "😀"}
+	for _, sp := range specials {
+		for n := 0; n <= 20; n++ {
+			for at := 0; at <= n; at++ {
+				s := strings.Repeat("a", at) + sp + strings.Repeat("b", n-at)
+				want, err := json.Marshal(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// encoding/json escapes <, > and & for HTML; none is in s.
+				if got := appendString(nil, s); !bytes.Equal(got, want) {
+					t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+				}
+			}
+		}
+	}
+}

@@ -69,6 +69,11 @@ const DropLogInterval = 10 * time.Second
 // write while more records are queued.
 const batchSize = 64 << 10
 
+// linger is how long a Writer whose records come close together waits
+// for more, after a record, to write them together: how much later than
+// it could be a record is written.
+const linger = time.Millisecond
+
 // ErrClosed is returned by Flush on a closed Writer.
 var ErrClosed = errors.New("audit: writer closed")
 
@@ -116,10 +121,11 @@ func (d Drops) Total() uint64 { return d.QueueFull + d.Canceled + d.Closed + d.W
 
 // A Writer is a Sink that writes records as JSON lines (one record per
 // line, in the order they were queued) to an io.Writer, from a goroutine
-// of its own. Records queued together are written together, and every
-// write holds whole lines, so that several processes may append to one
-// file. It is safe for concurrent use; Close it to write every queued
-// record.
+// of its own: at once, or, while records keep coming less than a
+// millisecond apart, a millisecond after the previous write. Records
+// queued together are written together, and every write holds whole
+// lines, so that several processes may append to one file. It is safe
+// for concurrent use; Close it to write every queued record.
 type Writer struct {
 	out   io.Writer
 	file  *os.File // the file Open opened, closed by Close
@@ -319,24 +325,58 @@ func (w *Writer) Stats() Stats {
 }
 
 // run writes queued records until the queue is closed.
+//
+// A record that comes less than linger after the previous write finds
+// the trail busy: run waits linger for more before writing it, and writes
+// every record queued by then together. While it waits, queueing a record
+// does not wake it, so a busy trail costs one wake-up and one write per
+// linger, not one per record. A record that comes after a quiet spell is
+// written at once.
 func (w *Writer) run() {
 	defer close(w.done)
 	b := batch{w: w}
-	for it := range w.queue {
-		if it.flushed != nil {
-			b.write()
-			it.flushed <- b.sinceFlush
-			b.sinceFlush = nil
-			continue
+	var last time.Time // of the latest write
+	for {
+		it, ok := <-w.queue
+		if !ok {
+			return
 		}
-		b.buf = it.rec.appendJSON(b.buf)
-		b.buf = append(b.buf, '\n')
-		b.n++
-		if len(b.buf) >= batchSize || len(w.queue) == 0 {
-			b.write()
+		if b.take(it) && time.Since(last) < linger {
+			time.Sleep(linger)
 		}
+		for more := true; more; {
+			select {
+			case it, ok := <-w.queue:
+				if !ok {
+					b.write()
+					return
+				}
+				b.take(it)
+				if len(b.buf) >= batchSize {
+					b.write()
+				}
+			default:
+				more = false
+			}
+		}
+		b.write()
+		last = time.Now()
 	}
-	b.write()
+}
+
+// take adds a queued record to the batch, reporting true, or answers a
+// Flush request after writing the batch.
+func (b *batch) take(it item) bool {
+	if it.flushed != nil {
+		b.write()
+		it.flushed <- b.sinceFlush
+		b.sinceFlush = nil
+		return false
+	}
+	b.buf = it.rec.appendJSON(b.buf)
+	b.buf = append(b.buf, '\n')
+	b.n++
+	return true
 }
 
 // batch gathers encoded records for one write. Only run uses it.
