@@ -13,7 +13,9 @@
 package metrics
 
 import (
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +49,24 @@ type Metrics struct {
 	keys       func() []keyset.Status
 	tokenCache func() authn.CacheStats
 	scrape     *scraped
+
+	// children caches the collectors of the label values seen, so that
+	// counting a decision finds them without hashing its label values
+	// again. It is copied on write, under childMu: new label values are
+	// rare (policy names and reason codes are bounded), lookups are not.
+	children atomic.Pointer[children]
+	childMu  sync.Mutex
 }
+
+// children are the decision counters and duration histograms of the
+// label values seen so far.
+type children struct {
+	decisions map[decisionLabels]prometheus.Counter
+	durations map[string]prometheus.Observer
+}
+
+// decisionLabels are the label values of idgate_decisions_total.
+type decisionLabels struct{ result, reason, policy, frontend string }
 
 var _ engine.Observer = (*Metrics)(nil)
 
@@ -80,6 +99,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		now: time.Now,
 	}
 	m.scrape = &scraped{m: m}
+	m.children.Store(&children{
+		decisions: map[decisionLabels]prometheus.Counter{},
+		durations: map[string]prometheus.Observer{},
+	})
 	// Both results exist from the start, so that rate() and alerts on
 	// failures work before the first failure.
 	m.reloads.WithLabelValues(success)
@@ -107,8 +130,49 @@ func (m *Metrics) Decided(a *request.Attributes, d engine.Decision, took time.Du
 	if d.Allowed {
 		result = audit.Allow
 	}
-	m.decisions.WithLabelValues(result, d.Reason, d.Policy, frontend).Inc()
-	m.duration.WithLabelValues(frontend).Observe(took.Seconds())
+	k := decisionLabels{result, d.Reason, d.Policy, frontend}
+	c := m.children.Load()
+	counter, ok := c.decisions[k]
+	if !ok {
+		counter = m.decisionCounter(k)
+	}
+	counter.Inc()
+	obs, ok := c.durations[frontend]
+	if !ok {
+		obs = m.durationObserver(frontend)
+	}
+	obs.Observe(took.Seconds())
+}
+
+// decisionCounter returns the decisions counter of k, and caches it.
+func (m *Metrics) decisionCounter(k decisionLabels) prometheus.Counter {
+	m.childMu.Lock()
+	defer m.childMu.Unlock()
+	old := m.children.Load()
+	if c, ok := old.decisions[k]; ok {
+		return c
+	}
+	c := m.decisions.WithLabelValues(k.result, k.reason, k.policy, k.frontend)
+	next := &children{decisions: maps.Clone(old.decisions), durations: old.durations}
+	next.decisions[k] = c
+	m.children.Store(next)
+	return c
+}
+
+// durationObserver returns the decision duration histogram of frontend,
+// and caches it.
+func (m *Metrics) durationObserver(frontend string) prometheus.Observer {
+	m.childMu.Lock()
+	defer m.childMu.Unlock()
+	old := m.children.Load()
+	if o, ok := old.durations[frontend]; ok {
+		return o
+	}
+	o := m.duration.WithLabelValues(frontend)
+	next := &children{decisions: old.decisions, durations: maps.Clone(old.durations)}
+	next.durations[frontend] = o
+	m.children.Store(next)
+	return o
 }
 
 // Reloaded counts an attempt to load policies (engine.Observer). The
