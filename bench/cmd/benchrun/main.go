@@ -193,12 +193,17 @@ func run(o options) error {
 	add(r, err)
 	procs.stop(fresh)
 
-	noop, err := procs.start(filepath.Join(o.bin, "noopauthz"), "-listen", noopAuthzAddr)
-	if err != nil {
-		return err
+	for _, v := range []struct{ name, flag string }{
+		{"no-op ext_authz", "-shaped=false"},
+		{"no-op ext_authz, idgate's answer", "-shaped"},
+	} {
+		noop, err := procs.start(filepath.Join(o.bin, "noopauthz"), "-listen", noopAuthzAddr, v.flag)
+		if err != nil {
+			return err
+		}
+		add(w.ghz(o, v.name, noop, noopAuthzAddr, valid))
+		procs.stop(noop)
 	}
-	add(w.ghz(o, "no-op ext_authz", noop, noopAuthzAddr, valid))
-	procs.stop(noop)
 
 	if path, err := exec.LookPath("oauth2-proxy"); err == nil {
 		op, stopDiscovery, err := startOAuth2Proxy(&procs, path, w)
@@ -647,11 +652,12 @@ func report(o options, results []result, floor float64) error {
 		return round(x.RPS / y.RPS)
 	}
 	summary := map[string]any{
-		"proxy_vs_baseline":           ratio("idgate proxy, cached", "go reverse proxy"),
-		"extauthz_vs_noop":            ratio("idgate ext_authz, cached", "no-op ext_authz"),
-		"fresh_token_vs_crypto_floor": nil,
-		"proxy_vs_nginx":              ratio("idgate proxy, cached", "nginx reverse proxy"),
-		"crypto_floor_verifies_per_s": round(floor),
+		"proxy_vs_baseline":            ratio("idgate proxy, cached", "go reverse proxy"),
+		"extauthz_vs_noop":             ratio("idgate ext_authz, cached", "no-op ext_authz"),
+		"extauthz_vs_noop_same_answer": ratio("idgate ext_authz, cached", "no-op ext_authz, idgate's answer"),
+		"fresh_token_vs_crypto_floor":  nil,
+		"proxy_vs_nginx":               ratio("idgate proxy, cached", "nginx reverse proxy"),
+		"crypto_floor_verifies_per_s":  round(floor),
 	}
 	if r, ok := by["idgate proxy, fresh token"]; ok && floor > 0 {
 		summary["fresh_token_vs_crypto_floor"] = round(r.RPS / floor)
@@ -669,7 +675,7 @@ func report(o options, results []result, floor float64) error {
 	tw.Flush()
 	fmt.Printf("\nRS256 crypto floor: %.0f verifications/s on one core (%.1f µs each)\n", floor, 1e6/floor)
 	fmt.Println("ratios (same run):")
-	for _, k := range []string{"proxy_vs_baseline", "proxy_vs_nginx", "extauthz_vs_noop", "fresh_token_vs_crypto_floor", "vs_oauth2_proxy"} {
+	for _, k := range []string{"proxy_vs_baseline", "proxy_vs_nginx", "extauthz_vs_noop", "extauthz_vs_noop_same_answer", "fresh_token_vs_crypto_floor", "vs_oauth2_proxy"} {
 		if v, ok := summary[k]; ok && v != nil {
 			fmt.Printf("  %-28s %v\n", k, v)
 		}
