@@ -107,8 +107,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	// to Envoy's access log.
 	id = request.RequestID(a.Header.Get(request.RequestIDHeader))
 	a.RequestID = id
+	kept := true
 	if v := a.Header[request.RequestIDHeader]; len(v) != 1 || v[0] != id {
 		a.Header[request.RequestIDHeader] = []string{id}
+		kept = false
 	}
 	d := s.eng.Decide(ctx, a)
 	if d.Blocks() {
@@ -116,7 +118,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		httpfront.Deny(rec, a, d)
 		return denial(rec.status, d.Reason, id, rec), nil
 	}
-	return allowed(a, d), nil
+	return allowed(a, d, kept), nil
 }
 
 // refuse answers a check that cannot be decided.
@@ -134,20 +136,26 @@ func (s *Server) refuse(err error, id string) *authv3.CheckResponse {
 // allowed is the answer for a request the engine lets through: the
 // identity headers to set (overwriting any client copy), the headers to
 // remove, the query parameters to remove when a query token is not
-// forwarded, and the request id upstream and downstream.
-func allowed(a *request.Attributes, d engine.Decision) *authv3.CheckResponse {
+// forwarded, and the request id downstream, and upstream unless the
+// request kept the one it came with (keptID).
+func allowed(a *request.Attributes, d engine.Decision, keptID bool) *authv3.CheckResponse {
 	c := d.Authn.Changes
 	// One allocation for the response and its messages, one for the
 	// header options: this answer is built for every allowed request.
 	ans := &okAnswer{}
 	ok := &ans.ok
 	ok.HeadersToRemove = headersToRemove(c)
-	n := len(c.SetHeaders) + 1
+	n := len(c.SetHeaders)
+	if !keptID {
+		n++
+	}
 	hs := newOverwrites(n + 1)
 	for _, h := range c.SetHeaders {
 		hs.add(h.Name, h.Value)
 	}
-	hs.add(requestIDKey, a.RequestID)
+	if !keptID {
+		hs.add(requestIDKey, a.RequestID)
+	}
 	hs.add(requestIDKey, a.RequestID)
 	ok.Headers = hs.list[:n:n]
 	ok.ResponseHeadersToAdd = hs.list[n:]

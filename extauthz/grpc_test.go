@@ -277,8 +277,12 @@ func TestCheckKeepsEnvoyRequestID(t *testing.T) {
 		if c.source != "" && resp.GetOkResponse() == nil {
 			t.Fatalf("%s: denied: %v", path, resp)
 		}
-		if resp.GetOkResponse() != nil {
-			hs = resp.GetOkResponse().GetResponseHeadersToAdd()
+		if ok := resp.GetOkResponse(); ok != nil {
+			hs = ok.GetResponseHeadersToAdd()
+			// The upstream request has Envoy's id already.
+			if up, _, found := header(ok.GetHeaders(), "x-request-id"); found {
+				t.Errorf("%s: x-request-id %q set upstream, where it is already", path, up)
+			}
 		}
 		if id, _, _ := header(hs, "x-request-id"); id != "f81d4fae-7dec-11d0-a765-00a0c91e6bf6" {
 			t.Errorf("%s: x-request-id %q, want Envoy's", path, id)
