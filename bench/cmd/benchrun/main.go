@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,10 +73,12 @@ type options struct {
 	connections int
 	threads     int
 	tokens      int
+	rounds      int
 }
 
 // result is one scenario's measurement.
 type result struct {
+	Round       int     `json:"round"`
 	Name        string  `json:"name"`
 	Tool        string  `json:"tool"`
 	Requests    int64   `json:"requests"`
@@ -95,6 +99,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections (HTTP) or requests (gRPC)")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
 	flag.IntVar(&o.tokens, "tokens", 2000, "distinct pre-minted tokens for the fresh-token scenario")
+	flag.IntVar(&o.rounds, "rounds", 1, "how many times every scenario runs; ratios are the median of the rounds'")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("benchrun: ")
@@ -108,6 +113,16 @@ func run(o options) error {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not on PATH (see docs/benchmarks.md)", tool)
 		}
+	}
+	// A process of another run, or anything else, on one of the addresses
+	// would answer in place of the one started, and be measured.
+	for _, addr := range []string{upstreamAddr, baseProxyAddr, idgateAddr, idgateFresh, idgateGRPC, noopAuthzAddr,
+		nginxAddr, oauth2Addr, discoveryAddr, idgateAdmin, idgateAdmin2} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s is taken (another benchmark still running?): %w", addr, err)
+		}
+		ln.Close()
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
@@ -131,6 +146,22 @@ func run(o options) error {
 	}
 
 	var results []result
+	for round := 1; round <= max(1, o.rounds); round++ {
+		rs, err := w.round(o, &procs, up)
+		if err != nil {
+			return err
+		}
+		for i := range rs {
+			rs[i].Round = round
+		}
+		results = append(results, rs...)
+	}
+	return report(o, results, floor)
+}
+
+// round runs every scenario once, with the upstream up.
+func (w *world) round(o options, procs *procSet, up *proc) ([]result, error) {
+	var results []result
 	add := func(r result, err error) {
 		if err != nil {
 			log.Printf("%s: %v", r.Name, err)
@@ -145,15 +176,15 @@ func run(o options) error {
 
 	base, err := procs.start(filepath.Join(o.bin, "baseproxy"), "-listen", baseProxyAddr, "-upstream", "http://"+upstreamAddr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitHTTP("http://" + baseProxyAddr + "/"); err != nil {
-		return err
+		return nil, err
 	}
 	add(w.wrk(o, "go reverse proxy", base, "http://"+baseProxyAddr+allowedPath, []string{valid}, 200))
 	procs.stop(base)
 
-	if ng, note := startNginx(&procs, o); ng != nil {
+	if ng, note := startNginx(procs, o); ng != nil {
 		if err := waitHTTP("http://" + nginxAddr + "/"); err == nil {
 			add(w.wrk(o, "nginx reverse proxy", ng, "http://"+nginxAddr+allowedPath, []string{valid}, 200))
 		} else {
@@ -168,10 +199,10 @@ func run(o options) error {
 		"--policies", w.policyDir, "--listen", idgateAddr, "--upstream", "http://"+upstreamAddr,
 		"--grpc-listen", idgateGRPC, "--admin-listen", idgateAdmin, "--audit", os.DevNull, "--log-level", "warn")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitHTTP("http://" + idgateAdmin + "/readyz"); err != nil {
-		return err
+		return nil, err
 	}
 	add(w.wrk(o, "idgate proxy, cached", idg, "http://"+idgateAddr+allowedPath, []string{valid}, 200))
 	add(w.wrk(o, "idgate proxy, 401", idg, "http://"+idgateAddr+allowedPath, []string{w.badSignature}, 401))
@@ -183,10 +214,10 @@ func run(o options) error {
 		"--policies", w.policyDir, "--listen", idgateFresh, "--upstream", "http://"+upstreamAddr,
 		"--admin-listen", idgateAdmin2, "--audit", os.DevNull, "--log-level", "warn")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := waitHTTP("http://" + idgateAdmin2 + "/readyz"); err != nil {
-		return err
+		return nil, err
 	}
 	r, err := w.wrk(o, "idgate proxy, fresh token", fresh, "http://"+idgateFresh+allowedPath, w.tokens, 200)
 	r.Note = fmt.Sprintf("%d distinct tokens, token cache off", len(w.tokens))
@@ -199,14 +230,14 @@ func run(o options) error {
 	} {
 		noop, err := procs.start(filepath.Join(o.bin, "noopauthz"), "-listen", noopAuthzAddr, v.flag)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		add(w.ghz(o, v.name, noop, noopAuthzAddr, valid))
 		procs.stop(noop)
 	}
 
 	if path, err := exec.LookPath("oauth2-proxy"); err == nil {
-		op, stopDiscovery, err := startOAuth2Proxy(&procs, path, w)
+		op, stopDiscovery, err := startOAuth2Proxy(procs, path, w)
 		if err == nil {
 			if err = waitHTTP("http://" + oauth2Addr + "/ping"); err == nil {
 				add(w.wrk(o, "oauth2-proxy, bearer JWT", op, "http://"+oauth2Addr+allowedPath, []string{valid}, 200))
@@ -221,7 +252,7 @@ func run(o options) error {
 		log.Printf("oauth2-proxy: not on PATH, not measured")
 	}
 
-	return report(o, results, floor)
+	return results, nil
 }
 
 // world is what the scenarios share: the signing key, the tokens, the
@@ -479,7 +510,11 @@ func (w *world) ghz(o options, name string, server *proc, addr, tok string) (res
 	if err := checkOnce(addr, tok); err != nil {
 		return r, err
 	}
-	data := fmt.Sprintf(`{"attributes":{"source":{"address":{"socketAddress":{"address":"10.1.2.3","portValue":40000}}},"request":{"http":{"method":"GET","scheme":"https","host":"orders.example.com","path":%q,"headers":{"authorization":"Bearer %s"}}}}}`, allowedPath, tok)
+	// The headers Envoy sends with a check: the pseudo-headers, what the
+	// client sent, and the x-request-id Envoy made.
+	data := fmt.Sprintf(`{"attributes":{"source":{"address":{"socketAddress":{"address":"10.1.2.3","portValue":40000}}},"request":{"http":{"method":"GET","scheme":"https","host":"orders.example.com","path":%[1]q,"headers":{`+
+		`":authority":"orders.example.com",":method":"GET",":path":%[1]q,":scheme":"https","accept":"application/json","user-agent":"orders-web/1.0",`+
+		`"x-forwarded-proto":"https","x-request-id":"5f0c8e4a-7a8f-4c1e-9d2b-3a6f1e0b9c47","authorization":"Bearer %[2]s"}}}}}`, allowedPath, tok)
 	before := server.sample()
 	out, err := exec.Command("ghz", "--insecure", "--protoset", w.protoset,
 		"--call", "envoy.service.auth.v3.Authorization.Check", "-d", data,
@@ -601,20 +636,13 @@ http {
 }
 
 // startOAuth2Proxy starts oauth2-proxy validating bearer tokens of the
-// bench issuer (served by a discovery endpoint of ours) and passing them
-// to the upstream.
+// bench issuer (its keys served by an endpoint of ours, discovery skipped
+// as the issuer is not reachable here; the audience is its client id) and
+// passing them to the upstream. A token it does not accept is sent to
+// sign in (302).
 func startOAuth2Proxy(procs *procSet, path string, w *world) (*proc, func(), error) {
 	mux := http.NewServeMux()
 	base := "http://" + discoveryAddr
-	mux.HandleFunc("/.well-known/openid-configuration", func(rw http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(rw).Encode(map[string]any{
-			"issuer": base, "jwks_uri": base + "/keys",
-			"authorization_endpoint": base + "/authorize", "token_endpoint": base + "/token",
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-			"response_types_supported":              []string{"code"},
-			"subject_types_supported":               []string{"public"},
-		})
-	})
 	mux.HandleFunc("/keys", func(rw http.ResponseWriter, _ *http.Request) { rw.Write(w.key.JWKS()) })
 	ln, err := net.Listen("tcp", discoveryAddr)
 	if err != nil {
@@ -625,9 +653,11 @@ func startOAuth2Proxy(procs *procSet, path string, w *world) (*proc, func(), err
 	stop := func() { srv.Close() }
 	p, err := procs.start(path,
 		"--http-address", oauth2Addr, "--upstream", "http://"+upstreamAddr,
-		"--provider", "oidc", "--oidc-issuer-url", base, "--client-id", "bench", "--client-secret", "bench",
+		"--provider", "oidc", "--oidc-issuer-url", issuer, "--skip-oidc-discovery", "--oidc-jwks-url", base+"/keys",
+		"--login-url", base+"/authorize", "--redeem-url", base+"/token",
+		"--client-id", audience, "--client-secret", "bench",
 		"--cookie-secret", "0123456789abcdef0123456789abcdef", "--email-domain", "*",
-		"--skip-jwt-bearer-tokens", "--extra-jwt-issuers", issuer+"="+audience,
+		"--skip-jwt-bearer-tokens",
 		"--skip-provider-button", "--request-logging=false", "--standard-logging=false", "--auth-logging=false")
 	if err != nil {
 		stop()
@@ -639,17 +669,37 @@ func startOAuth2Proxy(procs *procSet, path string, w *world) (*proc, func(), err
 // report prints the table, the ratios and the JSON, and writes the JSON
 // to the output directory.
 func report(o options, results []result, floor float64) error {
-	by := map[string]result{}
+	rounds := map[int]map[string]result{}
+	var names []string
 	for _, r := range results {
-		by[r.Name] = r
+		if rounds[r.Round] == nil {
+			rounds[r.Round] = map[string]result{}
+		}
+		rounds[r.Round][r.Name] = r
+		if !slices.Contains(names, r.Name) {
+			names = append(names, r.Name)
+		}
 	}
+	// A ratio is computed within each round, where both scenarios ran
+	// back to back, and the median of the rounds is reported.
+	var spread []string
 	ratio := func(a, b string) any {
-		x, ok1 := by[a]
-		y, ok2 := by[b]
-		if !ok1 || !ok2 || y.RPS == 0 {
+		var vs []float64
+		for _, by := range rounds {
+			x, ok1 := by[a]
+			y, ok2 := by[b]
+			if ok1 && ok2 && y.RPS > 0 {
+				vs = append(vs, x.RPS/y.RPS)
+			}
+		}
+		if len(vs) == 0 {
 			return nil
 		}
-		return round(x.RPS / y.RPS)
+		slices.Sort(vs)
+		if len(vs) > 1 {
+			spread = append(spread, fmt.Sprintf("%s ÷ %s: %.3f–%.3f over %d rounds", a, b, vs[0], vs[len(vs)-1], len(vs)))
+		}
+		return round(median(vs))
 	}
 	summary := map[string]any{
 		"proxy_vs_baseline":            ratio("idgate proxy, cached", "go reverse proxy"),
@@ -659,22 +709,52 @@ func report(o options, results []result, floor float64) error {
 		"proxy_vs_nginx":               ratio("idgate proxy, cached", "nginx reverse proxy"),
 		"crypto_floor_verifies_per_s":  round(floor),
 	}
-	if r, ok := by["idgate proxy, fresh token"]; ok && floor > 0 {
-		summary["fresh_token_vs_crypto_floor"] = round(r.RPS / floor)
-	}
 	if v := ratio("idgate proxy, cached", "oauth2-proxy, bearer JWT"); v != nil {
 		summary["vs_oauth2_proxy"] = v
+	}
+	// The table shows, for each scenario, the round with its median req/s.
+	var table []result
+	for _, name := range names {
+		var rs []result
+		for _, by := range rounds {
+			if r, ok := by[name]; ok {
+				rs = append(rs, r)
+			}
+		}
+		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
+		table = append(table, rs[(len(rs)-1)/2])
+	}
+	if floor > 0 {
+		var vs []float64
+		for _, by := range rounds {
+			if r, ok := by["idgate proxy, fresh token"]; ok {
+				vs = append(vs, r.RPS/floor)
+			}
+		}
+		if len(vs) > 0 {
+			slices.Sort(vs)
+			summary["fresh_token_vs_crypto_floor"] = round(median(vs))
+		}
+	}
+	if len(rounds) > 1 {
+		summary["rounds"] = len(rounds)
 	}
 
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\ttool\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tpeak RSS MiB\tunexpected\t")
-	for _, r := range results {
+	for _, r := range table {
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t%.1f\t%d\t\n", r.Name, r.Tool, r.RPS, r.P50ms, r.P99ms, r.CPUusPerReq, r.PeakRSSMiB, r.Unexpected)
 	}
 	tw.Flush()
+	if len(rounds) > 1 {
+		fmt.Printf("\n%d rounds; each row is the round with the median req/s; each ratio the median of the rounds':\n", len(rounds))
+		for _, line := range spread {
+			fmt.Printf("  %s\n", line)
+		}
+	}
 	fmt.Printf("\nRS256 crypto floor: %.0f verifications/s on one core (%.1f µs each)\n", floor, 1e6/floor)
-	fmt.Println("ratios (same run):")
+	fmt.Println("ratios (same run, within each round):")
 	for _, k := range []string{"proxy_vs_baseline", "proxy_vs_nginx", "extauthz_vs_noop", "extauthz_vs_noop_same_answer", "fresh_token_vs_crypto_floor", "vs_oauth2_proxy"} {
 		if v, ok := summary[k]; ok && v != nil {
 			fmt.Printf("  %-28s %v\n", k, v)
@@ -701,6 +781,15 @@ func report(o options, results []result, floor float64) error {
 	}
 	fmt.Println(string(line))
 	return nil
+}
+
+// median returns the median of sorted values.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 func round(v float64) float64 {

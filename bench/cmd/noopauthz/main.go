@@ -3,9 +3,9 @@
 // allows every request without looking at it.
 //
 // Its answer is an empty OkHttpResponse. With -shaped it has the shape of
-// idgate's answer for an allowed request with a verified token (see
-// allowed in package extauthz) instead: an identity header and
-// x-request-id for the upstream request, the token's header to remove,
+// idgate's answer for an allowed request with a verified token and
+// Envoy's x-request-id (see allowed in package extauthz) instead: an
+// identity header for the upstream request, the token's header to remove,
 // and x-request-id for the client, each with append false and
 // OVERWRITE_IF_EXISTS_OR_ADD. Envoy needs those to pass an identity on;
 // with them the load generator decodes the same bytes from both servers,
@@ -45,13 +45,12 @@ func answer() *authv3.CheckResponse {
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		}
 	}
-	const id = "5f0c8e4a7a8f4c1e9d2b3a6f1e0b9c47" // as idgate makes them: 32 hex digits
+	const id = "5f0c8e4a-7a8f-4c1e-9d2b-3a6f1e0b9c47" // Envoy's, which idgate keeps
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 			Headers: []*corev3.HeaderValueOption{
 				overwrite("x-user-oid", "77777777-0000-0000-0000-000000000000"),
-				overwrite("x-request-id", id),
 			},
 			HeadersToRemove:      []string{"authorization"},
 			ResponseHeadersToAdd: []*corev3.HeaderValueOption{overwrite("x-request-id", id)},
