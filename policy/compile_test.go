@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -156,5 +157,50 @@ func TestCompileIstioReadingOfOddPatterns(t *testing.T) {
 		case c.rule >= 0 && (!d.Allowed || d.By.Rule != c.rule):
 			t.Errorf("%s %s: %s rule %d, want allowed by rule %d", c.path, c.ns, d.Reason, d.By.Rule, c.rule)
 		}
+	}
+}
+
+// Claims names every top-level claim some rule reads, dry-run policies
+// included, once each.
+func TestSetClaims(t *testing.T) {
+	docs, err := Parse("claims.yaml", []byte(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: a, namespace: ns}
+spec:
+  rules:
+  - when:
+    - {key: "request.auth.claims[roles]", values: [admin]}
+    - {key: "request.auth.claims[address][country]", notValues: [XX]}
+  - to: [{operation: {paths: [/x]}}]
+    when: [{key: "request.auth.claims[roles]", values: [reader]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: b
+  namespace: ns
+  annotations: {istio.io/dry-run: "true"}
+spec:
+  action: DENY
+  rules:
+  - when: [{key: "request.auth.claims[tid]", notValues: [t1]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: c, namespace: ns}
+spec:
+  rules:
+  - from: [{source: {requestPrincipals: ["*"]}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Claims(); !slices.Equal(got, []string{"address", "roles", "tid"}) {
+		t.Errorf("Claims() = %q", got)
 	}
 }
