@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/idgate/idgate/authn"
@@ -69,5 +70,17 @@ spec:
 	}
 	if d := decide(); d.Status != http.StatusForbidden || d.Reason != string(token.WrongAudience) {
 		t.Fatalf("after reload: %d %s, want 403 wrong_audience", d.Status, d.Reason)
+	}
+}
+
+// A decision answered from the cache says so when printed, rather than
+// calling the request anonymous.
+func TestCachedDecisionString(t *testing.T) {
+	f := enginetest.New(t, ordersRA, engine.Options{TokenCache: authn.NewCache(authn.CacheConfig{})})
+	a := &request.Attributes{Method: "GET", Path: "/", Header: http.Header{"Authorization": {"Bearer " + f.Token(t, nil)}}}
+	f.Engine.Decide(context.Background(), a)
+	got := f.Engine.Decide(context.Background(), a).String()
+	if !strings.Contains(got, "verified-token cache") || strings.Contains(got, "anonymous") {
+		t.Errorf("String() of a cached decision:\n%s", got)
 	}
 }

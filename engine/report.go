@@ -31,6 +31,8 @@ func (d Decision) String() string {
 	switch {
 	case a.Preflight:
 		b.WriteString("  CORS preflight: tokens are not looked at\n")
+	case len(a.Tokens) == 0 && d.Identity != nil:
+		b.WriteString("  a token verified before, answered from the verified-token cache (explain checks it in full)\n")
 	case len(a.Tokens) == 0:
 		b.WriteString("  no token at any location a jwtRule reads: the request is anonymous\n")
 	}
