@@ -109,3 +109,21 @@ func (cfg *Config) sourceKey() string {
 		return "discovery\x00" + cfg.Issuer
 	}
 }
+
+// Retain closes and forgets every Set not in keep: the sets the policies
+// in force no longer use, so that they are not fetched again and do not
+// count in Status. A later Get for one of their sources makes a new Set.
+func (r *Registry) Retain(keep []*Set) {
+	r.mu.Lock()
+	var drop []*Set
+	for key, s := range r.sets {
+		if !slices.Contains(keep, s) {
+			drop = append(drop, s)
+			delete(r.sets, key)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range drop {
+		s.Close()
+	}
+}

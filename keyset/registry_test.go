@@ -100,3 +100,51 @@ func TestRegistryStartAndClose(t *testing.T) {
 		t.Errorf("Get after Close = %v, want ErrClosed", err)
 	}
 }
+
+// Retain forgets and closes the sets not kept; they stop counting in
+// Status, and a later Get makes a new Set.
+func TestRegistryRetain(t *testing.T) {
+	p := newIDP(t)
+	p.keys(t, "/v1/keys", "k1")
+	p.keys(t, "/v2/keys", "k2")
+	r := NewRegistry()
+	t.Cleanup(func() { r.Close() })
+	quiet := slog.New(slog.DiscardHandler)
+	a, err := r.Get(Config{JWKSURI: p.url("/v1/keys"), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Get(Config{JWKSURI: p.url("/v2/keys"), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Set{a, b} {
+		if _, err := s.Keys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Retain([]*Set{a})
+	if st := r.Status(); len(st) != 1 || !strings.HasSuffix(st[0].Source, "/v1/keys") {
+		t.Fatalf("status after Retain: %+v", st)
+	}
+	// The dropped set still serves the keys it has, for requests in
+	// flight, but fetches no more.
+	if _, err := b.Keys(context.Background()); err != nil {
+		t.Errorf("a dropped set's keys: %v", err)
+	}
+	if _, err := b.Refresh(context.Background()); err == nil {
+		fetches := p.count("/v2/keys")
+		b.Refresh(context.Background())
+		if p.count("/v2/keys") != fetches {
+			t.Error("a dropped set still fetches")
+		}
+	}
+	again, err := r.Get(Config{JWKSURI: p.url("/v2/keys"), Logger: quiet})
+	if err != nil || again == b {
+		t.Fatalf("Get after Retain: %v, same set %v", err, again == b)
+	}
+	r.Retain(nil)
+	if st := r.Status(); len(st) != 0 {
+		t.Fatalf("status after Retain(nil): %+v", st)
+	}
+}

@@ -80,8 +80,12 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	keys    *keyset.Registry
-	engine  *engine.Engine
+	keys *keyset.Registry
+	// keysInUse are the key sets of the policies in force; keysLoading
+	// collects those of the policies being compiled. Only the goroutine
+	// that loads policies touches them.
+	keysInUse, keysLoading []*keyset.Set
+	engine                 *engine.Engine
 	audit   *audit.Writer
 	metrics *metrics.Metrics
 	reg     *prometheus.Registry
@@ -167,6 +171,7 @@ func newServer(cfg config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return s, &StartError{Setting: "policies", Err: err}
 	}
+	s.keysInUse = s.keysLoading
 	s.loaded.Store(true)
 	if err := s.open(); err != nil {
 		return s, err
@@ -193,7 +198,11 @@ func (s *Server) ruleKeys(r *securityv1beta1.JWTRule) (token.KeySource, error) {
 	default:
 		c.Issuer, c.Discovery = r.GetIssuer(), true
 	}
-	return s.keys.Get(c)
+	set, err := s.keys.Get(c)
+	if err == nil {
+		s.keysLoading = append(s.keysLoading, set)
+	}
+	return set, err
 }
 
 // open opens the listeners the configuration names, so that a taken
@@ -551,7 +560,13 @@ func (s *Server) reloadIfChanged() {
 	if err != nil {
 		s.metrics.Reloaded(err) // the engine reports its own outcomes
 	} else {
-		err = s.engine.Reload(docs)
+		s.keysLoading = nil
+		if err = s.engine.Reload(docs); err == nil {
+			s.keysInUse = s.keysLoading
+		}
+		// Key sets the policies in force do not use (any more, or made by
+		// a rejected set) are not fetched and do not hold /readyz back.
+		s.keys.Retain(s.keysInUse)
 	}
 	if err != nil {
 		s.log.Error("policy reload rejected: the last good policies stay in force", "err", err)

@@ -446,3 +446,57 @@ func TestPprof(t *testing.T) {
 		}
 	}
 }
+
+// A key set the policies stop using stops holding /readyz back: a rule
+// whose JWKS cannot be fetched makes idgate not ready, and removing it
+// makes idgate ready again. A rejected policy set that names it changes
+// nothing.
+func TestReadyAfterKeySetRemoved(t *testing.T) {
+	h := start(t, nil)
+	ready := func() bool { resp, _ := h.get(h.url("admin-listen", "/readyz"), ""); return resp.StatusCode == 200 }
+	waitFor(t, ready)
+	unreachable := `
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: other, namespace: foo}
+spec:
+  jwtRules:
+  - issuer: https://other.example
+    jwksUri: http://127.0.0.1:1/keys
+`
+	h.write("policies.yaml", policies(h.key, `["/api/*"]`)+unreachable)
+	waitFor(t, func() bool { return !ready() })
+	resp, body := h.get(h.url("admin-listen", "/readyz"), "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "127.0.0.1:1/keys") {
+		t.Fatalf("/readyz with an unreachable key set: %d %q", resp.StatusCode, body)
+	}
+	h.write("policies.yaml", policies(h.key, `["/api/*"]`))
+	waitFor(t, ready)
+
+	// A set that does not compile (two CUSTOM providers) and names the
+	// unreachable JWKS: rejected, and idgate stays ready.
+	h.write("policies.yaml", policies(h.key, `["/api/*"]`)+unreachable+`
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: c1, namespace: foo}
+spec:
+  action: CUSTOM
+  provider: {name: one}
+  rules: [{to: [{operation: {paths: ["/x"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: c2, namespace: foo}
+spec:
+  action: CUSTOM
+  provider: {name: two}
+  rules: [{to: [{operation: {paths: ["/y"]}}]}]
+`)
+	time.Sleep(200 * time.Millisecond) // ten polls
+	if !ready() {
+		_, body := h.get(h.url("admin-listen", "/readyz"), "")
+		t.Fatalf("a rejected policy set made idgate not ready: %s", body)
+	}
+}
