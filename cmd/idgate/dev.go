@@ -22,13 +22,15 @@ import (
 
 	"github.com/idgate/idgate/config"
 	"github.com/idgate/idgate/devidp"
+	"github.com/idgate/idgate/examples"
 	"github.com/idgate/idgate/policy"
 	"github.com/idgate/idgate/policytest"
 	"github.com/idgate/idgate/server"
 )
 
 // defaultScenario is the policy test file whose policies `idgate dev`
-// enforces, relative to the repository root.
+// enforces, relative to the repository root; the binary has a copy
+// (examples.DevScenario) for when it runs elsewhere.
 const defaultScenario = "examples/dev-scenario.yaml"
 
 type devFlags struct {
@@ -45,8 +47,9 @@ func newDevCmd() *cobra.Command {
 		Long: `Run everything needed to see idgate work, with no Entra tenant, cluster or
 Istio: the dev identity provider (Entra ID look-alike), an echo upstream that
 shows the headers it receives, and idgate as a reverse proxy in front of it,
-enforcing the policies of ` + defaultScenario + ` (each jwtRule's jwksUri
-pointed at the dev identity provider). It prints how to get tokens and curl
+enforcing the policies of ` + defaultScenario + ` (the copy built into the
+binary when the working directory has none; each jwtRule's jwksUri pointed
+at the dev identity provider). It prints how to get tokens and curl
 commands to try. Ctrl-C stops everything.
 
 Exit status 2: a listen address is taken (the message names the flag), or
@@ -80,13 +83,9 @@ func runDev(ctx context.Context, fl devFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("dev: --directory: %v", err)
 	}
-	tf, err := policytest.ReadFile(fl.scenario)
+	tf, err := readScenario(fl.scenario)
 	if err != nil {
-		hint := ""
-		if errors.Is(err, os.ErrNotExist) && fl.scenario == defaultScenario {
-			hint = " (run idgate dev from the idgate repository, or name a file with --scenario)"
-		}
-		return usageErrorf("dev: --scenario: %v%s", err, hint)
+		return usageErrorf("dev: --scenario: %v", err)
 	}
 	docs, err := tf.Documents()
 	if err != nil {
@@ -334,4 +333,15 @@ func (e devExample) curl(idp, gateway string) string {
 	}
 	b.WriteString(" " + gateway + e.path)
 	return b.String()
+}
+
+// readScenario reads the policy test file at path. The default scenario
+// comes from the binary when the working directory has no copy of it (an
+// installed idgate run anywhere); a copy there, edited or not, is read.
+func readScenario(path string) (*policytest.File, error) {
+	tf, err := policytest.ReadFile(path)
+	if err != nil && path == defaultScenario && errors.Is(err, os.ErrNotExist) {
+		return policytest.Parse(path+" (built in)", examples.DevScenario)
+	}
+	return tf, err
 }

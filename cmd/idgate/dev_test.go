@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -47,5 +48,35 @@ func TestWritePolicies(t *testing.T) {
 	}
 	if got := back[0].RequestAuthentication.GetJwtRules()[0].GetJwksUri(); got != "http://127.0.0.1:9400/3f8d6a2e-5b7c-4e19-9a0d-1c2b3d4e5f60/discovery/v2.0/keys" {
 		t.Errorf("jwksUri %s", got)
+	}
+}
+
+// idgate dev runs outside the repository: without examples/ in the
+// working directory the default scenario comes from the binary; a copy
+// there is read instead; another missing file is an error.
+func TestReadScenario(t *testing.T) {
+	repo, err := policytest.ReadFile("../../examples/dev-scenario.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	builtIn, err := readScenario(defaultScenario)
+	if err != nil {
+		t.Fatalf("built-in scenario: %v", err)
+	}
+	if len(builtIn.Cases) == 0 || len(builtIn.Cases) != len(repo.Cases) {
+		t.Fatalf("built-in scenario has %d cases, the repository's %d", len(builtIn.Cases), len(repo.Cases))
+	}
+	if _, err := readScenario("examples/other.yaml"); err == nil {
+		t.Fatal("a missing --scenario file was not an error")
+	}
+	if err := os.MkdirAll("examples", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(defaultScenario, []byte("policies: []\ncases: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if local, err := readScenario(defaultScenario); err == nil && len(local.Cases) != 0 {
+		t.Fatalf("the working directory's copy was not read: %d cases", len(local.Cases))
 	}
 }
