@@ -118,7 +118,7 @@ func runDev(ctx context.Context, fl devFlags, stdout, stderr io.Writer) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 	if dir.PointJWKSAt(docs, idpURL) == 0 {
-		logger.Warn("no jwtRule of the scenario trusts a tenant of the directory: tokens from the dev identity provider will not verify", "scenario", fl.scenario)
+		logger.Warn("no jwtRule of the scenario trusts a tenant of the directory: tokens from the dev identity provider will not verify", "scenario", tf.Path)
 	}
 	policies := filepath.Join(tmp, "policies.yaml")
 	if err := writePolicies(policies, docs); err != nil {
@@ -143,7 +143,7 @@ func runDev(ctx context.Context, fl devFlags, stdout, stderr io.Writer) error {
 			ready.Do(func() {
 				printDev(stdout, devInfo{
 					idp: idpURL, gateway: "http://" + addrs["listen"].String(), upstream: cfg.Upstream,
-					admin: "http://" + addrs["admin-listen"].String(), scenario: fl.scenario,
+					admin: "http://" + addrs["admin-listen"].String(), scenario: tf.Path,
 					policies: policies, audit: auditFile, auditKept: fl.audit != "", dir: dir,
 				})
 			})
