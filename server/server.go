@@ -80,15 +80,16 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	keys *keyset.Registry
+	keys    *keyset.Registry
+	engine  *engine.Engine
+	audit   *audit.Writer
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+
 	// keysInUse are the key sets of the policies in force; keysLoading
 	// collects those of the policies being compiled. Only the goroutine
 	// that loads policies touches them.
 	keysInUse, keysLoading []*keyset.Set
-	engine                 *engine.Engine
-	audit   *audit.Writer
-	metrics *metrics.Metrics
-	reg     *prometheus.Registry
 
 	listeners []*listener
 	// policyPrint and configPrint are the fingerprints of the policy
