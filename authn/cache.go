@@ -333,28 +333,43 @@ func (c *Cache) newCacheEntry(a *Authenticator, t *token.Token, loc, ri int, set
 		return shared
 	}
 	fillIdentity(&e.id, t, e.rule, a.keep, share)
-	// A header value that is a claim's value is the claim's copy.
+	// A header value that is a claim's value is the claim's copy; the
+	// others are the entry's own.
+	var values int64
 	for i := range e.set {
+		values += allocSize(len(e.set[i].Value))
 		for _, v := range e.id.Claims.All() {
 			if s, ok := v.(string); ok && s == e.set[i].Value {
 				e.set[i].Value = s
+				values -= allocSize(len(s))
 				break
 			}
 		}
 	}
-	e.size = int32(entrySize(e) + lists)
+	e.size = int32(entrySize(e) + lists + values)
 	return e
+}
+
+// allStrings reports whether list holds strings only: whether a
+// listTable shares it.
+func allStrings(list []any) bool {
+	for _, v := range list {
+		if _, ok := v.(string); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // listKey returns the key of a list of strings in a listTable, or false
 // when list holds something else.
 func listKey(list []any) (string, bool) {
+	if !allStrings(list) {
+		return "", false
+	}
 	var b []byte
 	for _, v := range list {
-		s, ok := v.(string)
-		if !ok {
-			return "", false
-		}
+		s := v.(string)
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -405,7 +420,8 @@ func (t *listTable) release(e *cacheEntry) {
 // rounded up to the allocator's size classes, with its slot in a shard's
 // map. Interned strings are shared by every identity and not counted; a
 // shared list (a list of strings) is not counted: newCacheEntry counts it
-// for the entry that first held it.
+// for the entry that first held it, and the output header values that are
+// not a claim's.
 func entrySize(e *cacheEntry) int64 {
 	id := &e.id
 	n := allocSize(int(unsafe.Sizeof(*e))) + mapSlot + allocSize(int(unsafe.Sizeof(token.Receipt{})))
@@ -416,28 +432,12 @@ func entrySize(e *cacheEntry) int64 {
 		n += claimSize(name, v)
 	}
 	n += allocSize(int(unsafe.Sizeof(Header{})) * len(e.set))
-	for _, h := range e.set {
-		if !isClaimString(id, h.Value) {
-			n += allocSize(len(h.Value))
-		}
-	}
 	return n
 }
 
 // mapSlot is the memory one entry takes in a shard's map, at its lowest
 // load.
 const mapSlot = 40
-
-// isClaimString reports whether s is the very string of one of id's
-// string claims.
-func isClaimString(id *request.Identity, s string) bool {
-	for _, v := range id.Claims.All() {
-		if c, ok := v.(string); ok && len(c) == len(s) && len(s) > 0 && unsafe.StringData(c) == unsafe.StringData(s) {
-			return true
-		}
-	}
-	return false
-}
 
 // claimSize estimates the heap claim value v of an identity holds (see
 // claimValue).
@@ -449,8 +449,8 @@ func claimSize(name string, v any) int64 {
 		}
 		return allocSize(16) + allocSize(len(x))
 	case []any:
-		if _, isShared := listKey(x); isShared {
-			return 0
+		if allStrings(x) {
+			return 0 // shared
 		}
 		return listSize(x)
 	}

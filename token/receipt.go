@@ -59,13 +59,6 @@ type keyRefs struct {
 // Verifier accepted (Parse's Unverified).
 func (t *Token) Receipt() *Receipt { return t.receipt }
 
-// Expiry returns the token's exp claim in Unix seconds, and false when it
-// has none.
-func (r *Receipt) Expiry() (int64, bool) {
-	d := unpackDate(r.exp)
-	return d.sec, d.set
-}
-
 // Recheck reports whether v would accept again, now, the token it accepted
 // with receipt r:
 //
